@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mn_ctl: control messages over unix stream sockets.
+ *
+ * Every message is a fixed 24-byte header followed by `len` payload bytes;
+ * up to MN_CTL_MAX_FDS file descriptors travel with the header as
+ * SCM_RIGHTS. All multi-byte fields are little-endian (the header is
+ * converted explicitly; payload structs are declared with fixed-width types
+ * and the build refuses big-endian hosts).
+ *
+ *   0        4        6        8        12       16       20       24
+ *   +--------+--------+--------+--------+--------+--------+--------+
+ *   | magic  |version | type   |  len   | req_id | status | nfds   |
+ *   +--------+--------+--------+--------+--------+--------+--------+
+ *     u32      u16      u16      u32      u32      i32      u32
+ *
+ * Requests carry status 0; a response echoes the request's req_id and type
+ * and carries 0 or a negative errno in `status`. The receiver validates the
+ * header (magic, version, length bound, fd count) before reading the
+ * payload, and the payload against a per-type table (mn_ctl_check()).
+ * A message that fails validation leaves the stream unusable: the caller
+ * closes the connection.
+ */
+#ifndef MN_IPC_CTL_H
+#define MN_IPC_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "machnet control messages are little-endian; big-endian hosts are not supported"
+#endif
+
+#define MN_CTL_MAGIC 0x54434e4du /* "MNCT" */
+#define MN_CTL_VERSION 1
+#define MN_CTL_HDR_SIZE 24u
+#define MN_CTL_MAX_PAYLOAD 65536u
+#define MN_CTL_MAX_FDS 4u
+
+struct mn_ctl_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	uint32_t len;	 /* payload bytes after the header */
+	uint32_t req_id; /* chosen by the requester, echoed in the response */
+	int32_t status;	 /* 0 or -errno (responses) */
+	uint32_t nfds;	 /* SCM_RIGHTS fds sent with this message */
+};
+_Static_assert(sizeof(struct mn_ctl_hdr) == MN_CTL_HDR_SIZE, "ctl header is ABI");
+
+/* Message types shared by every control socket; users start at 16. */
+enum mn_ctl_type {
+	MN_CTL_T_HELLO = 1, /* payload struct mn_ctl_hello; first message both ways */
+	MN_CTL_T_ERROR = 2, /* payload none; status says why */
+	MN_CTL_T_PING = 3,  /* payload none; answered with PING, status 0 */
+	MN_CTL_T_USER = 16,
+};
+
+#define MN_CTL_NAME_MAX 32
+
+struct mn_ctl_hello {
+	uint16_t min_version;	    /* oldest ctl version the sender speaks */
+	uint16_t max_version;	    /* newest */
+	uint32_t role;		    /* sender's role, defined by the user */
+	char name[MN_CTL_NAME_MAX]; /* NUL-terminated, e.g. the tenant name */
+};
+_Static_assert(sizeof(struct mn_ctl_hello) == 40, "hello is ABI");
+
+/* A received message. Owns its payload and fds until mn_ctl_msg_free(). */
+struct mn_ctl_msg {
+	struct mn_ctl_hdr hdr; /* host order, validated */
+	void *payload;	       /* hdr.len bytes (malloc'd), NULL when 0 */
+	int fds[MN_CTL_MAX_FDS];
+	unsigned int nfds;
+};
+
+/* Per-type payload rule for mn_ctl_check(). */
+struct mn_ctl_spec {
+	uint16_t type;
+	uint32_t min_len;
+	uint32_t max_len;
+	uint8_t nfds; /* exact fd count the type carries */
+};
+
+/*
+ * mn_ctl_send - send one message, with optional fds.
+ * @fd:         connected unix stream socket.
+ * @type, @req_id, @status: header fields.
+ * @payload:    @len bytes (<= MN_CTL_MAX_PAYLOAD); may be NULL when 0.
+ * @fds:        @nfds (<= MN_CTL_MAX_FDS) descriptors to pass; not closed.
+ * @timeout_ms: total time allowed for the message to leave; -1 waits forever.
+ * Handles partial writes and EINTR; never raises SIGPIPE.
+ * Returns 0; -EMSGSIZE (@len or @nfds too big), -ETIMEDOUT, -EPIPE (peer
+ * gone), other -errno from sendmsg/poll. Thread-safe if callers serialise
+ * per socket.
+ */
+int mn_ctl_send(int fd, uint16_t type, uint32_t req_id, int32_t status,
+		const void *payload, uint32_t len, const int *fds,
+		unsigned int nfds, int timeout_ms);
+
+/*
+ * mn_ctl_recv - receive one message.
+ * @fd:         connected unix stream socket.
+ * @msg:        filled on success; release with mn_ctl_msg_free().
+ * @timeout_ms: total time allowed for the whole message; -1 waits forever.
+ * Returns 0, or:
+ *   -EPIPE        peer hung up cleanly before the first byte;
+ *   -ECONNABORTED peer hung up in the middle of a message (short read);
+ *   -ETIMEDOUT    no whole message in time;
+ *   -EBADMSG      bad magic (garbage), or more fds than the header declares;
+ *   -EPROTONOSUPPORT  the peer speaks another version (logged with both);
+ *   -EMSGSIZE     len > MN_CTL_MAX_PAYLOAD or nfds > MN_CTL_MAX_FDS
+ *                 (the payload is not read);
+ *   -EBADF        the header declares fds that did not arrive;
+ *   other -errno from recvmsg/poll.
+ * Fds received in excess or with a failed message are closed, never leaked.
+ * Received fds are close-on-exec. Thread-safe if callers serialise per socket.
+ */
+int mn_ctl_recv(int fd, struct mn_ctl_msg *msg, int timeout_ms);
+
+/* Free the payload and close any fds still owned by @msg. */
+void mn_ctl_msg_free(struct mn_ctl_msg *msg);
+
+/*
+ * mn_ctl_take_fd - move fd number @i out of @msg (the message no longer
+ * closes it). Returns the fd or -EBADF.
+ */
+int mn_ctl_take_fd(struct mn_ctl_msg *msg, unsigned int i);
+
+/*
+ * mn_ctl_check - validate a received message against a table of types.
+ * Returns 0; -ENOMSG (type not in @specs), -EBADMSG (length outside the
+ * type's bounds), -EBADF (fd count differs). Logs what was wrong.
+ */
+int mn_ctl_check(const struct mn_ctl_msg *msg, const struct mn_ctl_spec *specs,
+		 size_t nspecs);
+
+/*
+ * mn_ctl_listen - create, bind and listen on a unix socket at @path.
+ * A stale socket file (nobody accepting) is replaced; a live one gives
+ * -EADDRINUSE. @mode is applied to the socket file (e.g. 0660).
+ * Returns the listening fd (close-on-exec, non-blocking) or -errno.
+ */
+int mn_ctl_listen(const char *path, mode_t mode);
+
+/*
+ * mn_ctl_connect - connect to the unix socket at @path within @timeout_ms.
+ * Returns a connected, close-on-exec fd or -errno (-ENOENT no such socket,
+ * -ECONNREFUSED nobody listening, -ENAMETOOLONG path too long).
+ */
+int mn_ctl_connect(const char *path, int timeout_ms);
+
+/*
+ * mn_ctl_peer_cred - credentials of the process at the other end of @fd
+ * (SO_PEERCRED, taken at connect()). Returns 0 or -errno.
+ */
+int mn_ctl_peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+
+/*
+ * mn_ctl_hello - exchange HELLO messages on a fresh connection and agree on
+ * a version: each side sends its range, and the result is the highest
+ * version both speak.
+ * @role, @name: this side's identity; @peer (may be NULL) receives the
+ * other side's validated HELLO (name NUL-terminated).
+ * Returns the agreed version (> 0) or -EPROTONOSUPPORT (no common version;
+ * logged with both ranges), or any error of mn_ctl_send/mn_ctl_recv.
+ */
+int mn_ctl_hello(int fd, uint32_t role, const char *name,
+		 struct mn_ctl_hello *peer, int timeout_ms);
+
+/* Printable name of a common type, "user" for >= MN_CTL_T_USER. */
+const char *mn_ctl_type_name(uint16_t type);
+
+#endif /* MN_IPC_CTL_H */
