@@ -147,6 +147,7 @@ int mn_region_create(struct mn_region *r, const char *name,
  * @fd:          region fd; on failure it is NOT closed (caller's).
  * @expect_kind: the kind the caller needs.
  * Validation, each failure logged naming the field and the values:
+ *   fd not sealed against shrinking (F_SEAL_SHRINK) -EPERM;
  *   fstat size smaller than the header or above MN_REGION_MAX_SIZE -EINVAL;
  *   magic -EBADMSG; abi_major -EPROTONOSUPPORT; kind -EPROTOTYPE;
  *   hdr_size -EBADMSG; size different from fstat -EINVAL;
