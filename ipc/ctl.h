@@ -20,6 +20,12 @@
  * payload, and the payload against a per-type table (mn_ctl_check()).
  * A message that fails validation leaves the stream unusable: the caller
  * closes the connection.
+ *
+ * Versions: HELLO messages always travel with header version 1, whatever
+ * the sender speaks, so that any two versions can meet and negotiate; every
+ * later message uses the agreed version. Today only version 1 exists, so
+ * mn_ctl_recv() accepts exactly MN_CTL_VERSION; the version that adds a
+ * second must let mn_ctl_recv() accept version-1 HELLOs as well.
  */
 #ifndef MN_IPC_CTL_H
 #define MN_IPC_CTL_H
@@ -91,9 +97,11 @@ struct mn_ctl_spec {
  * @fds:        @nfds (<= MN_CTL_MAX_FDS) descriptors to pass; not closed.
  * @timeout_ms: total time allowed for the message to leave; -1 waits forever.
  * Handles partial writes and EINTR; never raises SIGPIPE.
- * Returns 0; -EMSGSIZE (@len or @nfds too big), -ETIMEDOUT, -EPIPE (peer
- * gone), other -errno from sendmsg/poll. Thread-safe if callers serialise
- * per socket.
+ * Returns 0; -EMSGSIZE (@len or @nfds too big), -EINVAL (@payload NULL with
+ * @len > 0, or @fds NULL with @nfds > 0), -ETIMEDOUT, -EPIPE (peer gone),
+ * other -errno from sendmsg/poll. After -ETIMEDOUT part of the message may
+ * have left: close the connection. Thread-safe if callers serialise per
+ * socket.
  */
 int mn_ctl_send(int fd, uint16_t type, uint32_t req_id, int32_t status,
 		const void *payload, uint32_t len, const int *fds,
@@ -114,12 +122,16 @@ int mn_ctl_send(int fd, uint16_t type, uint32_t req_id, int32_t status,
  *                 (the payload is not read);
  *   -EBADF        the header declares fds that did not arrive;
  *   other -errno from recvmsg/poll.
+ * On failure @msg owns nothing (mn_ctl_msg_free() on it is harmless).
  * Fds received in excess or with a failed message are closed, never leaked.
  * Received fds are close-on-exec. Thread-safe if callers serialise per socket.
  */
 int mn_ctl_recv(int fd, struct mn_ctl_msg *msg, int timeout_ms);
 
-/* Free the payload and close any fds still owned by @msg. */
+/*
+ * Free the payload and close any fds still owned by @msg. Idempotent: a
+ * second call (or one after a failed mn_ctl_recv()) does nothing.
+ */
 void mn_ctl_msg_free(struct mn_ctl_msg *msg);
 
 /*
@@ -140,7 +152,9 @@ int mn_ctl_check(const struct mn_ctl_msg *msg, const struct mn_ctl_spec *specs,
  * mn_ctl_listen - create, bind and listen on a unix socket at @path.
  * A stale socket file (nobody accepting) is replaced; a live one gives
  * -EADDRINUSE. @mode is applied to the socket file (e.g. 0660).
- * Returns the listening fd (close-on-exec, non-blocking) or -errno.
+ * Returns the listening fd (close-on-exec, non-blocking) or -errno
+ * (-EADDRINUSE live socket, -EEXIST @path exists and is not a socket,
+ * -ENAMETOOLONG path too long).
  */
 int mn_ctl_listen(const char *path, mode_t mode);
 
@@ -163,8 +177,11 @@ int mn_ctl_peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
  * version both speak.
  * @role, @name: this side's identity; @peer (may be NULL) receives the
  * other side's validated HELLO (name NUL-terminated).
+ * @timeout_ms: total time for the whole exchange; -1 waits forever.
  * Returns the agreed version (> 0) or -EPROTONOSUPPORT (no common version;
- * logged with both ranges), or any error of mn_ctl_send/mn_ctl_recv.
+ * logged with both ranges; @peer is filled), any error of mn_ctl_send or
+ * mn_ctl_recv, or, when the peer's first message is not a well-formed HELLO,
+ * an error of mn_ctl_check() (-ENOMSG, -EBADMSG, -EBADF).
  */
 int mn_ctl_hello(int fd, uint32_t role, const char *name,
 		 struct mn_ctl_hello *peer, int timeout_ms);
