@@ -21,6 +21,8 @@ static const char *const level_names[] = {
 
 void mn_log_set_level(enum mn_log_level level)
 {
+	if ((unsigned int)level > MN_LOG_DEBUG)
+		level = MN_LOG_DEBUG;
 	__atomic_store_n(&cur_level, level, __ATOMIC_RELAXED);
 }
 
@@ -73,6 +75,9 @@ void mn_vlog(enum mn_log_level level, const char *component, const char *fmt,
 	int saved_errno = errno;
 	int n;
 
+	/* An out-of-range level is a caller bug; report it as an error. */
+	if ((unsigned int)level > MN_LOG_DEBUG)
+		level = MN_LOG_ERR;
 	if (level > mn_log_get_level())
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -233,7 +233,7 @@ int mn_region_map(struct mn_region *r, int fd, uint32_t expect_kind)
 	}
 	if ((uint64_t)st.st_size < MN_REGION_HDR_SIZE ||
 	    (uint64_t)st.st_size > MN_REGION_MAX_SIZE) {
-		mn_err("region", "fd %d has %lld bytes: outside %u..%llu", fd,
+		mn_err("region", "fd %d: file size %lld bytes, outside %u..%llu", fd,
 		       (long long)st.st_size, MN_REGION_HDR_SIZE, MN_REGION_MAX_SIZE);
 		return -EINVAL;
 	}

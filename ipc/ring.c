@@ -51,10 +51,14 @@ int mn_ring_attach(struct mn_ring *r, void *mem, size_t len, uint32_t esize,
 	uint32_t magic, cap, es, prod, cons;
 
 	if ((role != MN_RING_PRODUCER && role != MN_RING_CONSUMER) ||
-	    ((uintptr_t)mem & 7) != 0 || len < MN_RING_HDR_SIZE) {
-		mn_err("ring", "attach: bad arguments (role %d, mem %p, len %zu)",
-		       (int)role, mem, len);
+	    ((uintptr_t)mem & 7) != 0) {
+		mn_err("ring", "attach: bad arguments (role %d, mem %p)", (int)role, mem);
 		return -EINVAL;
+	}
+	if (len < MN_RING_HDR_SIZE) {
+		mn_err("ring", "attach: %zu bytes available, less than the %u-byte ring header",
+		       len, MN_RING_HDR_SIZE);
+		return -ERANGE;
 	}
 	/* Acquire pairs with the store-release of magic in mn_ring_format(). */
 	magic = __atomic_load_n(&shm->magic, __ATOMIC_ACQUIRE);
