@@ -13,13 +13,13 @@
  *   tx    (p -> d)  frames to send
  *   comp  (d -> p)  sent frames, returned
  *
- *   section tag                       contents
- *   MN_PORT_TAG_CTRL                  struct mn_port_ctrl (wake-up flags)
- *   MN_PORT_TAG_POOL                  struct mn_pool_shm + frames (ipc/pool.h)
- *   MN_PORT_TAG(MN_PORT_RING_FILL, q) ring, capacity >= nframes
- *   MN_PORT_TAG(MN_PORT_RING_RX, q)   ring, capacity >= nframes
- *   MN_PORT_TAG(MN_PORT_RING_TX, q)   ring, capacity >= nframes
- *   MN_PORT_TAG(MN_PORT_RING_COMP, q) ring, capacity >= nframes
+ *   section tag                  contents
+ *   MN_PORT_TAG_CTRL             struct mn_port_ctrl (wake-up flags)
+ *   MN_PORT_TAG_POOL             struct mn_pool_shm + frames (ipc/pool.h)
+ *   MN_PORT_TAG(MN_PORT_RING_*)  nqueues rings of that kind, back to back:
+ *                                ring q at q * mn_port_ring_size(ring_cap)
+ *
+ * All rings have the same capacity, ring_cap >= nframes.
  *
  * Every ring can hold every frame, so nicd never finds rx or comp full
  * unless the protocol server stops consuming; then it drops and counts.
@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "ctl.h"
+#include "ring.h"
 
 #define MN_PORT_MAX_QUEUES 8u
 #define MN_PORT_MAX_CLAIMS 64u /* per tenant */
@@ -52,7 +53,7 @@ enum mn_port_ring {
 
 #define MN_PORT_TAG_CTRL 0x101u
 #define MN_PORT_TAG_POOL 0x100u
-#define MN_PORT_TAG(ring, q) (0x200u | ((uint32_t)(ring) << 4) | (uint32_t)(q))
+#define MN_PORT_TAG(ring) (0x200u | (uint32_t)(ring))
 
 /*
  * Wake-up flags. Each side stores its own flag with seq-cst ordering before
@@ -94,6 +95,10 @@ enum mn_port_msg {
 	MN_PORT_T_STATS,		    /* any->d: counters */
 	MN_PORT_T_INFO,			    /* any->d: device, addresses, mode */
 };
+
+/* Bytes one ring of a port takes in its section (a multiple of 64). */
+#define mn_port_ring_size(cap) \
+	((MN_RING_HDR_SIZE + (size_t)(cap) * sizeof(struct mn_pkt_desc) + 63) & ~(size_t)63)
 
 /* fds sent with REGISTER, in this order. */
 enum {
@@ -167,6 +172,7 @@ enum mn_drop {
 	MN_DROP_RX_NO_BUF,	     /* tenant's fill ring empty */
 	MN_DROP_RX_RING_FULL,	     /* tenant's rx ring full */
 	MN_DROP_RX_TOO_BIG,	     /* frame larger than the tenant's frames */
+	MN_DROP_RX_BAD_FILL,	     /* tenant's fill descriptor out of bounds */
 	MN_DROP_TX_BAD_DESC,	     /* index, offset or length out of bounds */
 	MN_DROP_TX_BAD_FRAME,	     /* headers malformed or inconsistent */
 	MN_DROP_TX_SRC_MAC,	     /* Ethernet source is not the port's */
@@ -184,7 +190,7 @@ static inline const char *mn_drop_name(unsigned int why)
 		"rx_runt", "rx_not_ours", "rx_ethertype", "rx_bad_ip", "rx_ip_csum",
 		"rx_fragment", "rx_ttl", "rx_proto", "rx_bad_udp", "rx_udp_csum",
 		"rx_bad_arp", "rx_bad_icmp", "rx_no_port", "rx_no_buf", "rx_ring_full",
-		"rx_too_big", "tx_bad_desc", "tx_bad_frame", "tx_src_mac", "tx_src_ip",
+		"rx_too_big", "rx_bad_fill", "tx_bad_desc", "tx_bad_frame", "tx_src_mac", "tx_src_ip",
 		"tx_mtu", "tx_no_mbuf", "tx_nic_full", "tx_comp_full",
 	};
 
@@ -243,5 +249,25 @@ struct mn_port_tenant_stats {
 };
 _Static_assert(sizeof(struct mn_port_tenant_stats) == 48 + sizeof(struct mn_port_counters),
 	       "tenant stats are ABI");
+
+/* INFO response payload: what nicd runs on. Strings NUL-terminated. */
+struct mn_port_info {
+	char version[16];
+	char driver[32];
+	char device[128];
+	uint8_t mac[6];
+	uint16_t mtu;
+	uint16_t nqueues;
+	uint16_t poll_mode;	  /* 0 busy, 1 yield, 2 adaptive */
+	uint32_t nips;
+	uint32_t ips[8];	  /* host order */
+	uint8_t prefix_len[8];
+	uint32_t gateway;
+	uint32_t generation;
+	uint32_t pid;
+	uint32_t reserved;
+	uint64_t uptime_ns;
+};
+_Static_assert(sizeof(struct mn_port_info) == 256, "info is ABI");
 
 #endif /* MN_IPC_PORT_H */
