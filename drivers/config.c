@@ -499,7 +499,7 @@ void nicd_cfg_defaults(struct nicd_cfg *c)
 	c->queues = 1;
 	snprintf(c->lcores, sizeof(c->lcores), "0");
 	c->poll_mode = NICD_POLL_ADAPTIVE;
-	c->spin_us = 50;
+	c->spin_us = 200;
 	c->sleep_max_us = 1000;
 	snprintf(c->runtime_dir, sizeof(c->runtime_dir), "/run/machnet");
 	c->log_level = MN_LOG_INFO;

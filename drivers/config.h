@@ -75,7 +75,7 @@ struct nicd_cfg {
 	uint16_t queues;	/* 1..NICD_MAX_QUEUES (1) */
 	char lcores[64];	/* DPDK -l list ("0") */
 	enum nicd_poll_mode poll_mode;	/* (adaptive) */
-	uint32_t spin_us;	/* adaptive: spin this long idle before sleeping (50) */
+	uint32_t spin_us;	/* adaptive: poll (yielding) this long idle before sleeping (200) */
 	uint32_t sleep_max_us;	/* adaptive: longest sleep when idle (1000) */
 	char runtime_dir[256];	/* absolute; holds nicd.sock ("/run/machnet") */
 	int log_level;		/* enum mn_log_level (MN_LOG_INFO) */
