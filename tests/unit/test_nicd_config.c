@@ -155,7 +155,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.queues, 1);
 	assert_string_equal(c.lcores, "0");
 	assert_int_equal(c.poll_mode, NICD_POLL_ADAPTIVE);
-	assert_int_equal(c.spin_us, 50);
+	assert_int_equal(c.spin_us, 200);
 	assert_int_equal(c.sleep_max_us, 1000);
 	assert_string_equal(c.runtime_dir, "/run/machnet");
 	assert_int_equal(c.log_level, MN_LOG_INFO);
