@@ -206,7 +206,7 @@ static int on_register(struct nicd *n, int ci, struct mn_ctl_msg *m)
 	if (t->connected)
 		return reply(n, ci, &m->hdr, -EALREADY, NULL, 0);
 	err = tnt_attach(t, &req, m->fds, n->port.nqueues, n->port.mtu + 14u,
-			 n->cfg.nframes_max);
+			 n->cfg.nframes_max, c->uid == 0);
 	if (err)
 		return reply(n, ci, &m->hdr, err, NULL, 0);
 	ev.data.u64 = EV(EV_KICK, c->tenant);

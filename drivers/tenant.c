@@ -111,7 +111,8 @@ static int attach_layout(struct tnt *t, const struct mn_port_register *req)
 }
 
 int tnt_attach(struct tnt *t, const struct mn_port_register *req, const int *fds,
-	       uint16_t nqueues_nicd, uint32_t frame_min, uint32_t nframes_max)
+	       uint16_t nqueues_nicd, uint32_t frame_min, uint32_t nframes_max,
+	       bool trusted)
 {
 	int err, rfd, kick, rx;
 
@@ -121,7 +122,8 @@ int tnt_attach(struct tnt *t, const struct mn_port_register *req, const int *fds
 	rfd = dup(fds[MN_PORT_FD_REGION]);
 	if (rfd < 0)
 		return -errno;
-	err = mn_region_map(&t->reg, rfd, MN_REGION_KIND_PORT);
+	err = mn_region_map_flags(&t->reg, rfd, MN_REGION_KIND_PORT,
+				  trusted ? 0 : MN_REGION_MAP_F_NO_HUGE);
 	if (err)
 		goto fail_fd;
 	err = attach_layout(t, req);

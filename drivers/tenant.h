@@ -58,11 +58,14 @@ struct tnt {
  * @nqueues_nicd: queues nicd runs; the request must ask for exactly that.
  * @frame_min: smallest frame size acceptable (MTU + Ethernet header).
  * @nframes_max: the configured limit.
+ * @trusted: the protocol server runs as root; others may not hand over
+ *           hugetlbfs-backed regions (a punched hole would fault in nicd).
  * Returns 0; -EINVAL (request fields), -EPROTO (region layout does not
  * match the request), or a region/ring/pool error. Logs why.
  */
 int tnt_attach(struct tnt *t, const struct mn_port_register *req, const int *fds,
-	       uint16_t nqueues_nicd, uint32_t frame_min, uint32_t nframes_max);
+	       uint16_t nqueues_nicd, uint32_t frame_min, uint32_t nframes_max,
+	       bool trusted);
 
 /*
  * tnt_detach - forget the registration: unmap the region (first, so nothing

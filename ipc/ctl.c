@@ -565,6 +565,7 @@ int mn_ctl_listen(const char *path, mode_t mode)
 {
 	struct sockaddr_un sa;
 	socklen_t salen;
+	mode_t old_mask;
 	int fd, rc;
 
 	rc = unix_addr(path, &sa, &salen);
@@ -576,20 +577,18 @@ int mn_ctl_listen(const char *path, mode_t mode)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (const struct sockaddr *)&sa, salen) < 0) {
-		rc = -errno;
+	/*
+	 * The mode comes from the umask at bind() time: a chmod(path) after
+	 * the fact would follow a symlink an attacker planted in a writable
+	 * runtime directory. umask is process-wide, so listen at start-up,
+	 * before other threads create files.
+	 */
+	old_mask = umask(~mode & 0777);
+	rc = bind(fd, (const struct sockaddr *)&sa, salen) < 0 ? -errno : 0;
+	umask(old_mask);
+	if (rc < 0) {
 		mn_err("ctl", "bind %s: %s", path, strerror(-rc));
 		goto err_close;
-	}
-	/*
-	 * Until listen() nobody can connect, so the umask-derived mode bind()
-	 * gave the file is never usable by anyone @mode would exclude.
-	 */
-	if (chmod(path, mode) < 0) {
-		rc = -errno;
-		mn_err("ctl", "chmod %s to 0%o: %s", path, (unsigned int)mode,
-		       strerror(-rc));
-		goto err_unlink;
 	}
 	if (listen(fd, LISTEN_BACKLOG) < 0) {
 		rc = -errno;

@@ -151,7 +151,10 @@ int mn_ctl_check(const struct mn_ctl_msg *msg, const struct mn_ctl_spec *specs,
 /*
  * mn_ctl_listen - create, bind and listen on a unix socket at @path.
  * A stale socket file (nobody accepting) is replaced; a live one gives
- * -EADDRINUSE. @mode is applied to the socket file (e.g. 0660).
+ * -EADDRINUSE. @mode is applied to the socket file (e.g. 0660) through the
+ * umask at bind() time, never by a chmod that could follow a symlink; the
+ * umask is process-wide, so call this at start-up, not beside threads that
+ * create files.
  * Returns the listening fd (close-on-exec, non-blocking) or -errno
  * (-EADDRINUSE live socket, -EEXIST @path exists and is not a socket,
  * -ENAMETOOLONG path too long).

@@ -112,3 +112,40 @@ void mn_log(enum mn_log_level level, const char *component, const char *fmt, ...
 	mn_vlog(level, component, fmt, ap);
 	va_end(ap);
 }
+
+static unsigned int rl_burst = MN_LOG_RL_BURST;
+
+void mn_log_set_ratelimit(unsigned int burst)
+{
+	__atomic_store_n(&rl_burst, burst, __ATOMIC_RELAXED);
+}
+
+void mn_log_rl(struct mn_log_rl *rl, enum mn_log_level level, const char *component,
+	       const char *fmt, ...)
+{
+	unsigned int burst = __atomic_load_n(&rl_burst, __ATOMIC_RELAXED);
+	struct timespec ts;
+	uint64_t now;
+	va_list ap;
+
+	if ((unsigned int)level <= MN_LOG_DEBUG && level > mn_log_get_level())
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (now - rl->window_ns >= 1000000000ull) {
+		if (rl->suppressed)
+			mn_log(level, component, "%u similar messages suppressed in the last second",
+			       rl->suppressed);
+		rl->window_ns = now;
+		rl->count = 0;
+		rl->suppressed = 0;
+	}
+	if (burst && rl->count >= burst) {
+		rl->suppressed++;
+		return;
+	}
+	rl->count++;
+	va_start(ap, fmt);
+	mn_vlog(level, component, fmt, ap);
+	va_end(ap);
+}

@@ -11,6 +11,7 @@
 #define MN_IPC_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 enum mn_log_level {
 	MN_LOG_ERR = 0,
@@ -33,7 +34,8 @@ typedef void (*mn_log_sink_fn)(enum mn_log_level level, const char *component,
  * @component: short name of the module ("region", "ring", "nicd", ...).
  * @fmt:       printf format; no trailing newline.
  * Thread-safe: each message is written with one write() (stderr) or one sink
- * call; the level and sink are read without locking.
+ * call; the level and sink are read without locking. Not async-signal-safe:
+ * never call it from a signal handler.
  */
 void mn_log(enum mn_log_level level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -59,6 +61,40 @@ int mn_log_level_parse(const char *name);
  * other threads log; not synchronised with concurrent mn_log() calls.
  */
 void mn_log_set_sink(mn_log_sink_fn sink, void *ctx);
+
+/*
+ * Rate-limited logging for messages a peer can trigger at will (a refused
+ * region, a malformed control message): at most MN_LOG_RL_BURST lines per
+ * call site per second; the rest are counted and reported as one line
+ * ("N similar messages suppressed") when the next second's first line goes
+ * out. The per-site state is a static without locking: with several
+ * threads the counts are approximate, never unsafe.
+ */
+#define MN_LOG_RL_BURST 10u
+
+struct mn_log_rl {
+	uint64_t window_ns;
+	uint32_t count;
+	uint32_t suppressed;
+};
+
+/* Lines per call site per second for the _rl variants (default
+ * MN_LOG_RL_BURST); 0 turns rate limiting off (tests). */
+void mn_log_set_ratelimit(unsigned int burst);
+
+void mn_log_rl(struct mn_log_rl *rl, enum mn_log_level level, const char *component,
+	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#define mn_err_rl(comp, ...)                                          \
+	do {                                                          \
+		static struct mn_log_rl mn_rl_;                       \
+		mn_log_rl(&mn_rl_, MN_LOG_ERR, comp, __VA_ARGS__);    \
+	} while (0)
+#define mn_warn_rl(comp, ...)                                         \
+	do {                                                          \
+		static struct mn_log_rl mn_rl_;                       \
+		mn_log_rl(&mn_rl_, MN_LOG_WARN, comp, __VA_ARGS__);   \
+	} while (0)
 
 #define mn_err(comp, ...) mn_log(MN_LOG_ERR, comp, __VA_ARGS__)
 #define mn_warn(comp, ...) mn_log(MN_LOG_WARN, comp, __VA_ARGS__)

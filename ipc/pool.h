@@ -147,12 +147,14 @@ int mn_pool_take(struct mn_pool *p, uint32_t idx);
 /*
  * mn_pool_reclaim - the peer died: free every buffer lent to it except those
  * whose descriptors still wait in @rings (rings between owner and peer, the
- * owner's handles of either role). Descriptors in those rings are read, not
+ * owner's handles of either role). Call it after the peer is gone and
+ * BEFORE a replacement attaches: buffers a new peer already took from a
+ * ring would look held by nobody and be freed under it. Descriptors in those rings are read, not
  * consumed; one with an invalid or duplicate index is skipped and counted.
  * Returns the number of buffers reclaimed, or -EBADMSG if a ring's indices
  * are inconsistent (nothing is reclaimed then: the caller should reformat
  * the rings, after which mn_pool_reclaim(p, NULL, 0) frees every lent
- * buffer). Needs a scratch bitmap: -ENOMEM.
+ * buffer). Needs a scratch array of one byte per buffer: -ENOMEM.
  */
 int mn_pool_reclaim(struct mn_pool *p, struct mn_ring *const *rings,
 		    unsigned int nrings);
@@ -191,7 +193,9 @@ int mn_pool_view_init(struct mn_pool_view *v, void *mem, size_t len);
 /*
  * mn_pool_view_buf - peer side: address of bytes [@off, @off + @len) of
  * buffer @idx, or NULL if the index or the range falls outside (an index
- * from the owner is as untrusted as one from the peer).
+ * from the owner is as untrusted as one from the peer). The bytes are live
+ * shared memory the owner can change at any time: copy what a decision
+ * depends on, then check the copy.
  */
 static inline void *mn_pool_view_buf(const struct mn_pool_view *v, uint32_t idx,
 				     uint32_t off, uint32_t len)

@@ -7,12 +7,17 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include "log.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
+#endif
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21U << 26) /* log2(2 MiB) << MFD_HUGE_SHIFT */
 #endif
 
 #define HUGE_PAGE_SIZE (2ULL << 20)
@@ -68,58 +73,80 @@ static uint64_t layout(struct mn_region_hdr *hdr, const struct mn_region_spec *s
 }
 
 /*
- * Back @size bytes with hugetlbfs if we may and can, else plain memfd.
- * With MAP_SHARED, a hugetlb mapping reserves its pages at mmap() time, so
- * a shortage shows up here as ENOMEM instead of a SIGBUS on first touch.
+ * Try hugetlbfs. With MAP_SHARED a hugetlb mapping reserves its pages at
+ * mmap() time, so a shortage shows up here as ENOMEM instead of a SIGBUS on
+ * first touch. Returns 0 or -errno; the caller falls back.
  */
-static int back_and_map(const char *name, uint64_t *size, unsigned int flags,
-			int *fd_out, void **base_out, bool *huge_out)
+static int map_huge(const char *name, uint64_t size, int *fd_out, void **base_out)
 {
-	uint64_t huge_size = align_up(*size, HUGE_PAGE_SIZE);
 	void *base;
 	int fd, err;
 
-	if (!(flags & MN_REGION_F_NO_HUGE)) {
-		fd = memfd_create(name, MFD_CLOEXEC | MFD_HUGETLB | MFD_ALLOW_SEALING);
-		if (fd >= 0) {
-			if (ftruncate(fd, (off_t)huge_size) == 0 &&
-			    fcntl(fd, F_ADD_SEALS, SIZE_SEALS) == 0) {
-				base = mmap(NULL, huge_size, PROT_READ | PROT_WRITE,
-					    MAP_SHARED, fd, 0);
-				if (base != MAP_FAILED) {
-					*size = huge_size;
-					*fd_out = fd;
-					*base_out = base;
-					*huge_out = true;
-					return 0;
-				}
-			}
-			close(fd);
-		}
-		if (flags & MN_REGION_F_REQUIRE_HUGE) {
-			mn_err("region", "%s: no free huge pages for %" PRIu64
-			       " bytes: reserve more in /proc/sys/vm/nr_hugepages",
-			       name, huge_size);
-			return -ENOMEM;
-		}
-	}
-	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	fd = memfd_create(name, MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	if (ftruncate(fd, (off_t)*size) != 0)
+	if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, SIZE_SEALS) != 0)
 		goto fail;
-	if (fcntl(fd, F_ADD_SEALS, SIZE_SEALS) != 0)
-		goto fail;
-	base = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		goto fail;
 	*fd_out = fd;
 	*base_out = base;
-	*huge_out = false;
 	return 0;
 fail:
 	err = -errno;
 	close(fd);
+	return err;
+}
+
+static int map_plain(const char *name, uint64_t size, int *fd_out, void **base_out)
+{
+	void *base;
+	int fd, err;
+
+	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, SIZE_SEALS) != 0)
+		goto fail;
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED)
+		goto fail;
+	*fd_out = fd;
+	*base_out = base;
+	return 0;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+/* Back @size bytes with hugetlbfs if we may and can, else plain memfd. */
+static int back_and_map(const char *name, uint64_t *size, unsigned int flags,
+			int *fd_out, void **base_out, bool *huge_out)
+{
+	uint64_t huge_size = align_up(*size, HUGE_PAGE_SIZE);
+	int err;
+
+	*huge_out = false;
+	if (!(flags & MN_REGION_F_NO_HUGE)) {
+		err = map_huge(name, huge_size, fd_out, base_out);
+		if (err == 0) {
+			*size = huge_size;
+			*huge_out = true;
+			return 0;
+		}
+		if (flags & MN_REGION_F_REQUIRE_HUGE) {
+			mn_err("region", "%s: no 2 MiB huge pages for %" PRIu64
+			       " bytes (%s): reserve more in /proc/sys/vm/nr_hugepages",
+			       name, huge_size, strerror(-err));
+			return -ENOMEM;
+		}
+	}
+	err = map_plain(name, *size, fd_out, base_out);
+	if (err)
+		mn_err("region", "%s: cannot back %" PRIu64 " bytes: %s", name, *size,
+		       strerror(-err));
 	return err;
 }
 
@@ -139,11 +166,8 @@ int mn_region_create(struct mn_region *r, const char *name,
 		return -EINVAL;
 	}
 	err = back_and_map(name, &size, flags, &fd, &base, &huge);
-	if (err) {
-		mn_err("region", "%s: cannot back %" PRIu64 " bytes: %s", name, size,
-		       strerror(-err));
+	if (err)
 		return err;
-	}
 	hdr.magic = MN_REGION_MAGIC;
 	hdr.abi_major = MN_ABI_MAJOR;
 	hdr.abi_minor = MN_ABI_MINOR;
@@ -171,7 +195,7 @@ static int check_sections(const struct mn_region_hdr *h)
 		if (s->off % MN_REGION_ALIGN != 0 || s->len == 0 ||
 		    s->off < prev_end || s->off > h->size ||
 		    s->len > h->size - s->off) {
-			mn_err("region", "section %" PRIu32 " (tag %" PRIu32 ") at offset %" PRIu64
+			mn_err_rl("region", "section %" PRIu32 " (tag %" PRIu32 ") at offset %" PRIu64
 			       " length %" PRIu64 " is misaligned, empty, outside the %" PRIu64
 			       "-byte region or overlaps the previous one (ending at %" PRIu64 ")",
 			       i, s->tag, s->off, s->len, h->size, prev_end);
@@ -186,67 +210,100 @@ int mn_region_validate_hdr(const struct mn_region_hdr *h, uint64_t file_size,
 			   uint32_t expect_kind)
 {
 	if (h->magic != MN_REGION_MAGIC) {
-		mn_err("region", "magic 0x%016" PRIx64 ", expected 0x%016llx: not a machnet region",
+		mn_err_rl("region", "magic 0x%016" PRIx64 ", expected 0x%016llx: not a machnet region",
 		       h->magic, MN_REGION_MAGIC);
 		return -EBADMSG;
 	}
 	if (h->abi_major != MN_ABI_MAJOR) {
-		mn_err("region", "abi_major %u.%u, we speak %u.%u: upgrade the older side",
+		mn_err_rl("region", "abi_major %u.%u, we speak %u.%u: upgrade the older side",
 		       h->abi_major, h->abi_minor, MN_ABI_MAJOR, MN_ABI_MINOR);
 		return -EPROTONOSUPPORT;
 	}
 	if (h->kind != expect_kind) {
-		mn_err("region", "kind %" PRIu32 " (%s), expected %" PRIu32 " (%s)", h->kind,
+		mn_err_rl("region", "kind %" PRIu32 " (%s), expected %" PRIu32 " (%s)", h->kind,
 		       mn_region_kind_name(h->kind), expect_kind,
 		       mn_region_kind_name(expect_kind));
 		return -EPROTOTYPE;
 	}
 	if (h->hdr_size != MN_REGION_HDR_SIZE) {
-		mn_err("region", "hdr_size %" PRIu32 ", expected %u", h->hdr_size,
+		mn_err_rl("region", "hdr_size %" PRIu32 ", expected %u", h->hdr_size,
 		       MN_REGION_HDR_SIZE);
 		return -EBADMSG;
 	}
 	if (h->size != file_size) {
-		mn_err("region", "size %" PRIu64 " in header but the file has %" PRIu64 " bytes",
+		mn_err_rl("region", "size %" PRIu64 " in header but the file has %" PRIu64 " bytes",
 		       h->size, file_size);
 		return -EINVAL;
 	}
 	if (h->nsections == 0 || h->nsections > MN_REGION_MAX_SECTIONS) {
-		mn_err("region", "nsections %" PRIu32 ", expected 1..%u", h->nsections,
+		mn_err_rl("region", "nsections %" PRIu32 ", expected 1..%u", h->nsections,
 		       MN_REGION_MAX_SECTIONS);
 		return -EBADMSG;
 	}
 	return check_sections(h);
 }
 
+/*
+ * Seals first, size second: once F_SEAL_SHRINK and F_SEAL_SEAL are on, the
+ * size can no longer drop under the fstat() that follows (checking in the
+ * other order left a window to shrink and then seal).
+ */
+static int check_fd(int fd, unsigned int flags, struct stat *st)
+{
+	struct statfs sfs;
+	int seals = fcntl(fd, F_GET_SEALS), err;
+
+	if (seals < 0 && errno != EINVAL) {
+		err = -errno;
+		mn_err_rl("region", "fd %d: %s", fd, strerror(errno));
+		return err;
+	}
+	if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_SEAL)) != (F_SEAL_SHRINK | F_SEAL_SEAL)) {
+		mn_err_rl("region", "fd %d is not sealed against shrinking, with the seals frozen (seals 0x%x): a peer could truncate it under us; create regions with mn_region_create()",
+			  fd, seals < 0 ? 0 : seals);
+		return -EPERM;
+	}
+	if (fstat(fd, st) != 0 || fstatfs(fd, &sfs) != 0) {
+		err = -errno;
+		mn_err_rl("region", "fstat of fd %d: %s", fd, strerror(errno));
+		return err;
+	}
+	/* A hole punched in a hugetlbfs file faults (SIGBUS) when no huge page
+	 * is free to refill it; shmem refills with zeros. */
+	if ((flags & MN_REGION_MAP_F_NO_HUGE) && sfs.f_type == HUGETLBFS_MAGIC) {
+		mn_err_rl("region", "fd %d is backed by hugetlbfs, refused from an untrusted creator (it could punch holes that fault here)",
+			  fd);
+		return -EPERM;
+	}
+	if ((uint64_t)st->st_size < MN_REGION_HDR_SIZE ||
+	    (uint64_t)st->st_size > MN_REGION_MAX_SIZE) {
+		mn_err_rl("region", "fd %d: file size %lld bytes, outside %u..%llu", fd,
+			  (long long)st->st_size, MN_REGION_HDR_SIZE, MN_REGION_MAX_SIZE);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int mn_region_map(struct mn_region *r, int fd, uint32_t expect_kind)
+{
+	return mn_region_map_flags(r, fd, expect_kind, 0);
+}
+
+int mn_region_map_flags(struct mn_region *r, int fd, uint32_t expect_kind,
+			unsigned int flags)
 {
 	struct mn_region_hdr hdr;
 	struct stat st;
 	void *base;
-	int seals, err;
+	int err;
 
-	if (fstat(fd, &st) != 0) {
-		err = -errno;
-		mn_err("region", "fstat of fd %d: %s", fd, strerror(errno));
+	err = check_fd(fd, flags, &st);
+	if (err)
 		return err;
-	}
-	if ((uint64_t)st.st_size < MN_REGION_HDR_SIZE ||
-	    (uint64_t)st.st_size > MN_REGION_MAX_SIZE) {
-		mn_err("region", "fd %d: file size %lld bytes, outside %u..%llu", fd,
-		       (long long)st.st_size, MN_REGION_HDR_SIZE, MN_REGION_MAX_SIZE);
-		return -EINVAL;
-	}
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) {
-		mn_err("region", "fd %d is not sealed against shrinking (seals 0x%x): a peer could truncate it under us; create regions with mn_region_create()",
-		       fd, seals < 0 ? 0 : seals);
-		return -EPERM;
-	}
 	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		err = -errno;
-		mn_err("region", "mmap of %lld bytes from fd %d: %s", (long long)st.st_size,
+		mn_err_rl("region", "mmap of %lld bytes from fd %d: %s", (long long)st.st_size,
 		       fd, strerror(errno));
 		return err;
 	}

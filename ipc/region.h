@@ -9,12 +9,12 @@
  * the header against fstat() and its own expectations before it touches
  * anything else.
  *
- *   offset 0                     MN_REGION_HDR_SIZE (512)
- *   +---------------------------+------------+------------+-- ... --+
- *   | struct mn_region_hdr      | section 0  | section 1  |         |
- *   +---------------------------+------------+------------+-- ... --+
+ *   offset 0                     512         4096
+ *   +---------------------------+-----------+------------+------------+--
+ *   | struct mn_region_hdr      | (unused)  | section 0  | section 1  |
+ *   +---------------------------+-----------+------------+------------+--
  *   sections: 4096-aligned, in increasing offset order, never overlapping,
- *   each inside [MN_REGION_HDR_SIZE, size).
+ *   each inside [4096, size).
  *
  * The header is written once by the creator before the fd leaves the
  * process; afterwards only `generation` changes. A mapper copies the header,
@@ -30,6 +30,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Region sizes reach 1 TiB: all size arithmetic assumes a 64-bit size_t. */
+_Static_assert(sizeof(size_t) == 8, "machnet needs a 64-bit build");
 
 #define MN_REGION_MAGIC 0x4e4745524e4d4e4dULL /* "MNMNREGN" little-endian */
 
@@ -129,9 +132,9 @@ struct mn_region {
  * @spec:  kind and section lengths; sections are laid out in order, each
  *         4096-aligned, zero-filled.
  * @flags: MN_REGION_F_*.
- * Huge pages are tried first (unless MN_REGION_F_NO_HUGE); if none are free
- * the region falls back to ordinary shared memory, and the choice is logged
- * and stored in r->hugetlb.
+ * 2 MiB huge pages are tried first (unless MN_REGION_F_NO_HUGE); if none are
+ * free the region falls back to ordinary shared memory; the choice is stored
+ * in r->hugetlb and in the header's flags, and logged at debug level.
  * Returns 0, or -EINVAL (bad spec: kind, no or too many sections, a length
  * of 0 or one that overflows MN_REGION_MAX_SIZE), -ENOMEM (no memory; or no
  * huge pages with MN_REGION_F_REQUIRE_HUGE), or another -errno from memfd,
@@ -146,16 +149,28 @@ int mn_region_create(struct mn_region *r, const char *name,
  * @r:           handle to fill; on success it owns @fd.
  * @fd:          region fd; on failure it is NOT closed (caller's).
  * @expect_kind: the kind the caller needs.
- * Validation, each failure logged naming the field and the values:
- *   fd not sealed against shrinking (F_SEAL_SHRINK) -EPERM;
+ * Validation, each failure logged (rate-limited) naming the field and the
+ * values:
+ *   fd not sealed against shrinking with the seals frozen (F_SEAL_SHRINK and
+ *   F_SEAL_SEAL) -EPERM;
  *   fstat size smaller than the header or above MN_REGION_MAX_SIZE -EINVAL;
  *   magic -EBADMSG; abi_major -EPROTONOSUPPORT; kind -EPROTOTYPE;
  *   hdr_size -EBADMSG; size different from fstat -EINVAL;
- *   nsections 0 or > max -EBADMSG; a section misaligned, outside the
- *   region, or overlapping its predecessor -ERANGE.
+ *   nsections 0 or > max -EBADMSG; a section misaligned, empty, outside
+ *   the region, or overlapping its predecessor -ERANGE.
  * Other -errno from fstat/mmap. Thread-safe.
  */
 int mn_region_map(struct mn_region *r, int fd, uint32_t expect_kind);
+
+/* Mapping flags. */
+/* Refuse hugetlbfs-backed fds (-EPERM): a creator that punches a hole in a
+ * hugetlbfs file can make our next access fault when no huge page is free
+ * to refill it. Use it for regions created by a less trusted process. */
+#define MN_REGION_MAP_F_NO_HUGE 0x1u
+
+/* mn_region_map with MN_REGION_MAP_F_* @flags. */
+int mn_region_map_flags(struct mn_region *r, int fd, uint32_t expect_kind,
+			unsigned int flags);
 
 /*
  * mn_region_validate_hdr - the checks of mn_region_map() on a header copy.

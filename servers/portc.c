@@ -48,7 +48,8 @@ static int layout(struct portc *p, uint16_t nqueues, uint32_t nframes, uint32_t 
 		return -EINVAL;
 	}
 	snprintf(name, sizeof(name), "machnet-port-%s", p->tenant);
-	return mn_region_create(&p->reg, name, &spec, 0);
+	/* nicd takes hugetlbfs regions only from root (see tnt_attach). */
+	return mn_region_create(&p->reg, name, &spec, geteuid() == 0 ? 0 : MN_REGION_F_NO_HUGE);
 }
 
 static int format(struct portc *p)

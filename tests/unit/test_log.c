@@ -324,6 +324,50 @@ static void test_stderr_long_message_stays_one_line(void **state)
 	assert_ptr_equal(strchr(out, '\n'), out + n - 1);
 }
 
+/* A macro, so each test has a call site (and rate-limit state) of its own. */
+#define log_burst(n)                                               \
+	do {                                                       \
+		for (unsigned int i_ = 0; i_ < (n); i_++)          \
+			mn_err_rl("test", "flood %u", i_);         \
+	} while (0)
+
+static void test_ratelimit_caps_lines_per_second(void **state)
+{
+	(void)state;
+	mn_log_set_ratelimit(3);
+	log_burst(50);
+	assert_int_equal(tu_log.count, 3);
+	assert_log_contains("flood 2");
+	mn_log_set_ratelimit(0);
+}
+
+static void test_ratelimit_reports_suppressed_lines(void **state)
+{
+	(void)state;
+	mn_log_set_ratelimit(2);
+	for (int round = 0; round < 2; round++) {
+		/* One call site: 12 lines, then the next second's line. */
+		for (unsigned int i = 0; i < (round ? 1u : 12u); i++)
+			mn_err_rl("test", "flood %u", i);
+		if (round == 0) {
+			assert_int_equal(tu_log.count, 2);
+			usleep(1100000);
+		}
+	}
+	/* The summary line, then the new second's own line. */
+	assert_int_equal(tu_log.count, 4);
+	assert_log_contains("flood 0");
+	mn_log_set_ratelimit(0);
+}
+
+static void test_ratelimit_zero_means_unlimited(void **state)
+{
+	(void)state;
+	mn_log_set_ratelimit(0);
+	log_burst(40);
+	assert_int_equal(tu_log.count, 40);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +389,9 @@ int main(void)
 		T(test_null_sink_restores_stderr),
 		T(test_sink_diverts_from_stderr),
 		T(test_stderr_long_message_stays_one_line),
+		T(test_ratelimit_caps_lines_per_second),
+		T(test_ratelimit_reports_suppressed_lines),
+		T(test_ratelimit_zero_means_unlimited),
 #undef T
 	};
 

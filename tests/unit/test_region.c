@@ -356,6 +356,43 @@ static void test_create_uses_hugepages_when_free(void **state)
 	mn_region_unmap(&r);
 }
 
+static void test_map_no_huge_refuses_hugetlbfs_fd(void **state)
+{
+	struct mn_region r, m;
+	int fd;
+
+	(void)state;
+	if (available_hugepages() == 0)
+		skip();
+	assert_int_equal(mn_region_create(&r, "ut-huge-untrusted", &spec3, 0), 0);
+	if (!r.hugetlb) {
+		mn_region_unmap(&r);
+		skip(); /* someone took the free pages since we looked */
+	}
+	fd = dup(r.fd);
+	tu_log_reset();
+	assert_int_equal(mn_region_map_flags(&m, fd, MN_REGION_KIND_TEST, MN_REGION_MAP_F_NO_HUGE),
+			 -EPERM);
+	assert_log_contains("hugetlbfs");
+	assert_true(tu_fd_is_open(fd));
+	/* Trusted callers still take it. */
+	assert_int_equal(mn_region_map(&m, fd, MN_REGION_KIND_TEST), 0);
+	mn_region_unmap(&m);
+	mn_region_unmap(&r);
+}
+
+static void test_map_no_huge_accepts_memfd(void **state)
+{
+	struct mn_region r, m;
+
+	(void)state;
+	assert_int_equal(mn_region_create(&r, "ut-plain", &spec3, MN_REGION_F_NO_HUGE), 0);
+	assert_int_equal(mn_region_map_flags(&m, dup(r.fd), MN_REGION_KIND_TEST,
+					     MN_REGION_MAP_F_NO_HUGE), 0);
+	mn_region_unmap(&m);
+	mn_region_unmap(&r);
+}
+
 static void test_require_huge_fails_without_hugepages(void **state)
 {
 	struct mn_region_spec big = spec_beyond_free_hugepages();
@@ -537,6 +574,20 @@ static void test_map_rejects_fd_sealed_without_shrink(void **state)
 	mn_region_unmap(&r);
 }
 
+static void test_map_rejects_fd_with_seals_not_frozen(void **state)
+{
+	struct mn_region r;
+	int fd;
+
+	(void)state;
+	create3(&r);
+	/* Without F_SEAL_SEAL the peer could still add seals: refused. */
+	fd = memfd_with_header(&r, MFD_ALLOW_SEALING, F_SEAL_SHRINK);
+	expect_map_refused(fd, -EPERM, "sealed");
+	close(fd);
+	mn_region_unmap(&r);
+}
+
 static void test_map_accepts_foreign_fd_sealed_against_shrink(void **state)
 {
 	struct mn_region r, m;
@@ -544,7 +595,7 @@ static void test_map_accepts_foreign_fd_sealed_against_shrink(void **state)
 
 	(void)state;
 	create3(&r);
-	fd = memfd_with_header(&r, MFD_ALLOW_SEALING, F_SEAL_SHRINK);
+	fd = memfd_with_header(&r, MFD_ALLOW_SEALING, F_SEAL_SHRINK | F_SEAL_SEAL);
 	assert_int_equal(mn_region_map(&m, fd, MN_REGION_KIND_TEST), 0);
 	assert_memory_equal(&m.hdr, &r.hdr, sizeof(r.hdr));
 	mn_region_unmap(&m);
@@ -559,7 +610,7 @@ static void test_map_rejects_file_smaller_than_header(void **state)
 	(void)state;
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, MN_REGION_HDR_SIZE - 1), 0);
-	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), 0);
 	expect_map_refused(fd, -EINVAL, "size");
 	close(fd);
 }
@@ -570,7 +621,7 @@ static void test_map_rejects_empty_file(void **state)
 
 	(void)state;
 	assert_true(fd >= 0);
-	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), 0);
 	expect_map_refused(fd, -EINVAL, "size");
 	close(fd);
 }
@@ -586,7 +637,7 @@ static void test_map_rejects_file_larger_than_max(void **state)
 		close(fd);
 		skip();
 	}
-	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), 0);
 	expect_map_refused(fd, -EINVAL, "size");
 	close(fd);
 }
@@ -959,6 +1010,8 @@ int main(void)
 		cmocka_unit_test(test_create_rejects_huge_length),
 		cmocka_unit_test(test_create_rejects_sections_summing_past_max),
 		cmocka_unit_test(test_create_uses_hugepages_when_free),
+		cmocka_unit_test(test_map_no_huge_refuses_hugetlbfs_fd),
+		cmocka_unit_test(test_map_no_huge_accepts_memfd),
 		cmocka_unit_test(test_require_huge_fails_without_hugepages),
 		cmocka_unit_test(test_create_falls_back_without_hugepages),
 		cmocka_unit_test(test_map_dup_sees_same_bytes),
@@ -966,6 +1019,7 @@ int main(void)
 		cmocka_unit_test(test_map_accepts_other_abi_minor),
 		cmocka_unit_test(test_map_rejects_unsealed_fd),
 		cmocka_unit_test(test_map_rejects_fd_sealed_without_shrink),
+		cmocka_unit_test(test_map_rejects_fd_with_seals_not_frozen),
 		cmocka_unit_test(test_map_accepts_foreign_fd_sealed_against_shrink),
 		cmocka_unit_test(test_map_rejects_file_smaller_than_header),
 		cmocka_unit_test(test_map_rejects_empty_file),
