@@ -113,7 +113,9 @@ pct() { # ticks seconds -> percent of one core
 }
 
 echo "machnet-nicd benchmark: $(nproc) CPUs ($(sed -n 's/^model name\t: //p' /proc/cpuinfo | head -n 1))"
-echo "vdev $vdev, nicd poll $poll, kernel sockets ${busy:+busy-polling}${busy:-blocking}, $count round trips per row, 1 in flight${cpus:+, cores client/nicd/echo $cpus}"
+sockets=blocking
+[ -z "$busy" ] || sockets=busy-polling
+echo "vdev $vdev, nicd poll $poll, kernel sockets $sockets, $count round trips per row, 1 in flight${cpus:+, cores client/nicd/echo $cpus}"
 for size in $sizes; do
 	out=$(bench_kernel "$size")
 	res=$(grep RESULT <<<"$out")
