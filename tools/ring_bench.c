@@ -19,8 +19,10 @@
  * touch only prod/cons head/tail and the slots at &r[1], an address derived
  * from the ring's own: the ring stores no pointer the fast path follows,
  * so it works in any shared mapping. Nothing here calls rte_eal_init().
- * librte_ring does pull librte_eal in as a library dependency, whose
- * constructors only register log types and tailqs.
+ * librte_ring does pull librte_eal in as a library dependency; its
+ * constructors only register things (log types, tailqs, buses) that we
+ * never use. The binary imports rte_ring_init and rte_ring_get_memsize_elem
+ * and nothing else from DPDK.
  *
  * Like for like. Both rings are compiled in this translation unit, so with
  * DPDK's flags (-march=corei7 -include rte_config.h). rte_ring is driven
@@ -32,10 +34,14 @@
  * rte_ring holds one entry fewer (capacity = size - 1 without
  * RING_F_EXACT_SZ). Both sides busy-poll with rte_pause() (_mm_pause() on
  * x86) when empty or full; entries are filled and checked identically.
+ * Each ring is measured as it comes: rte_ring's fast path is
+ * __rte_always_inline, ours is plain static inline, which GCC is free to
+ * compile out of line (at -O2 it does, in this file).
  *
- * Rows; each runs for both rings with the same parameters, the order of the
- * two alternates between repetitions, and each figure is the median over
- * the repetitions of that figure:
+ * Rows; each runs for both rings with the same parameters, back to back,
+ * the order of the two alternating between repetitions. Each figure is the
+ * median over the repetitions of that figure, each ratio the median of the
+ * per-repetition ratios:
  *   rtt     A enqueues one entry on AB, B dequeues it and enqueues it on BA,
  *           A dequeues and checks it; rdtsc before and after each round
  *           trip, converted with a rate calibrated against CLOCK_MONOTONIC.
@@ -48,7 +54,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -125,7 +130,7 @@ static void usage(FILE *f)
 "  --round-trips N  measured round trips per latency run (default 200000)\n"
 "  --warmup N       unmeasured round trips before them (default 20000)\n"
 "  --reps R         repetitions, 1..%u; ours and rte_ring alternate which\n"
-"                   goes first; the median repetition is reported (default 5)\n"
+"                   goes first; each figure is the median over them (default 5)\n"
 "  --ring N         slots per ring, a power of two in 2..%u (default 1024;\n"
 "                   rte_ring holds N-1 entries, ours N)\n"
 "  --cores A,B      CPUs for the parent (timing side) and the child (default:\n"
@@ -140,8 +145,9 @@ static void usage(FILE *f)
 "Rows: round-trip latency p50/p99/p99.9/mean (ns) for 8- and 16-byte entries;\n"
 "streaming throughput (M entries/s, measured by the consumer) for 8- and\n"
 "16-byte entries in bursts of 1 and %u. Ratio > 1 means ours is better:\n"
-"throughput ours/rte_ring, latency rte_ring/ours. Compare ratios only within\n"
-"one run. Exit status: 0 ok, 1 failure, 2 bad option, %d fewer than two CPUs.\n",
+"throughput ours/rte_ring, latency rte_ring/ours; it is the median of the\n"
+"per-repetition ratios. Compare ratios only within one run.\n"
+"Exit status: 0 ok, 1 failure, 2 bad option, %d fewer than two CPUs.\n",
 		MAX_REPS, MAX_RING_ENTRIES, MAX_BURST, EXIT_SKIP);
 }
 
@@ -365,7 +371,7 @@ static uint64_t now_ns(void)
 struct timer_info {
 	double ns_per_tick;	/* rdtsc tick length */
 	double rdtsc_ns;	/* median cost of one rdtsc */
-	double resolution_ns;	/* smallest step rdtsc is seen to take */
+	double resolution_ns;	/* median step between distinct rdtsc reads */
 	double clock_ns;	/* median cost of one clock_gettime() */
 };
 
@@ -609,6 +615,16 @@ static int side_attach(struct side *s, const struct mn_region *reg, int me)
 	return 0;
 }
 
+static bool peer_arrived(const struct side *s, uint32_t want)
+{
+	/*
+	 * Acquire pairs with the peer's store-release in barrier(): what it
+	 * did before the barrier is visible to us after it.
+	 */
+	return (int32_t)(__atomic_load_n(&s->ctl->arrived[!s->me].v, __ATOMIC_ACQUIRE) -
+			 want) >= 0;
+}
+
 /*
  * Wait until the other side has reached the same barrier generation.
  * Returns 0, -EPIPE (child gone) or -ETIMEDOUT.
@@ -619,24 +635,21 @@ static int barrier(struct side *s)
 	struct spin sp;
 	int rc;
 
-	/*
-	 * Release pairs with the peer's load-acquire below: everything this
-	 * side did before the barrier is visible to the peer after it.
-	 */
 	__atomic_store_n(&s->ctl->arrived[s->me].v, want, __ATOMIC_RELEASE);
 	spin_init(&sp);
-	while ((int32_t)(__atomic_load_n(&s->ctl->arrived[!s->me].v, __ATOMIC_ACQUIRE) -
-			 want) < 0)
+	while (!peer_arrived(s, want))
 		if ((rc = spin_idle(&sp, 0)) < 0)
-			return rc;
+			/* The child arrives at the last barrier, then exits: look again. */
+			return peer_arrived(s, want) ? 0 : rc;
 	return 0;
 }
 
 /* ------------------------------------------------------------ hot loops */
 
 /*
- * Everything below is inlined into one copy per (implementation, entry
- * size), both compile-time constants, so neither ring pays for the choice.
+ * The loops below are instantiated once per (implementation, entry size),
+ * both compile-time constants, so neither ring pays for the choice. Whether
+ * a ring's own enqueue/dequeue is then inlined is up to its header.
  */
 HOT int link_enq(enum impl impl, uint32_t esize, struct link *l, const void *objs,
 		 uint32_t n)
@@ -1045,7 +1058,10 @@ static int finish_child(pid_t pid, int err)
 	return err;
 }
 
-/* Side A: the latency buffer is allocated after fork() (no copy-on-write faults while timing). */
+/*
+ * Side A. The latency buffer is allocated after fork(), so that no
+ * copy-on-write fault lands in a timed round trip.
+ */
 static int parent_main(const struct mn_region *reg, const struct opts *o,
 		       struct results *res)
 {
@@ -1071,14 +1087,69 @@ static int parent_main(const struct mn_region *reg, const struct opts *o,
 struct machine {
 	long nproc;
 	char cpu[128];
+	const char *relation; /* of the two cores, as this kernel sees them */
 };
 
-static void machine_read(struct machine *m)
+#define CPU_SYSFS "/sys/devices/system/cpu/cpu%d/"
+
+/* Is @cpu in the sysfs cpulist ("0-3,8,10-11") stored in @path? */
+static bool cpulist_has(const char *path, int cpu)
+{
+	FILE *f = fopen(path, "r");
+	char buf[256], *p, *tok, *save = NULL;
+	bool found = false;
+
+	if (f == NULL)
+		return false;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	for (tok = p ? strtok_r(buf, ",\n", &save) : NULL; tok && !found;
+	     tok = strtok_r(NULL, ",\n", &save)) {
+		int lo, hi, n = sscanf(tok, "%d-%d", &lo, &hi);
+
+		found = (n == 1 && cpu == lo) || (n == 2 && cpu >= lo && cpu <= hi);
+	}
+	return found;
+}
+
+/*
+ * How the two cores relate: this decides what a round trip costs. In a VM
+ * it is what the guest is told; the host may place vCPUs elsewhere.
+ */
+static const char *core_relation(int a, int b)
+{
+	char path[128];
+	int i;
+
+	snprintf(path, sizeof(path), CPU_SYSFS "topology/thread_siblings_list", a);
+	if (cpulist_has(path, b))
+		return "SMT siblings";
+	for (i = 0; i < 8; i++) {
+		FILE *f;
+		int level = 0;
+
+		snprintf(path, sizeof(path), CPU_SYSFS "cache/index%d/level", a, i);
+		f = fopen(path, "r");
+		if (f == NULL)
+			break;
+		if (fscanf(f, "%d", &level) != 1)
+			level = 0;
+		fclose(f);
+		if (level != 3)
+			continue;
+		snprintf(path, sizeof(path), CPU_SYSFS "cache/index%d/shared_cpu_list", a, i);
+		return cpulist_has(path, b) ? "separate cores, shared L3" : "no shared L3";
+	}
+	return "topology unknown";
+}
+
+static void machine_read(struct machine *m, const struct opts *o)
 {
 	FILE *f = fopen("/proc/cpuinfo", "r");
 	char line[256];
 
 	m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
+	m->relation = core_relation(o->cores[SIDE_A], o->cores[SIDE_B]);
 	snprintf(m->cpu, sizeof(m->cpu), "unknown");
 	if (f == NULL)
 		return;
@@ -1127,6 +1198,25 @@ struct row {
 	double ours, dpdk, ratio;
 };
 
+/*
+ * Median over the repetitions of the per-repetition ratio. The two runs of
+ * a repetition are back to back, so a change in the machine between
+ * repetitions (a noisy neighbour, the host moving a vCPU) cancels out;
+ * a ratio of the two medians could pair figures taken minutes apart.
+ */
+static double paired_ratio(const struct row *r, uint32_t reps)
+{
+	double q[MAX_REPS];
+	uint32_t i;
+
+	for (i = 0; i < reps; i++) {
+		double ours = r->reps[IMPL_OURS][i], dpdk = r->reps[IMPL_DPDK][i];
+
+		q[i] = r->lower_better ? dpdk / ours : ours / dpdk;
+	}
+	return median(q, reps);
+}
+
 static uint32_t rows_build(const struct results *res, uint32_t reps, struct row *rows)
 {
 	uint32_t t, i, n = 0;
@@ -1149,7 +1239,7 @@ static uint32_t rows_build(const struct results *res, uint32_t reps, struct row 
 			r->reps[IMPL_DPDK] = res->v[t][i][IMPL_DPDK];
 			r->ours = median(r->reps[IMPL_OURS], reps);
 			r->dpdk = median(r->reps[IMPL_DPDK], reps);
-			r->ratio = r->lower_better ? r->dpdk / r->ours : r->ours / r->dpdk;
+			r->ratio = paired_ratio(r, reps);
 		}
 	}
 	return n;
@@ -1169,8 +1259,8 @@ static void print_table(const struct report *rp, const struct row *rows, uint32_
 
 	printf("# ring_bench: ipc/ring.h vs rte_ring %d.%02d.%d (SP/SC, _elem API), 2 processes\n",
 	       RTE_VER_YEAR, RTE_VER_MONTH, RTE_VER_MINOR);
-	printf("# machine: %ld CPUs online, %s | cores %d (timing side), %d\n", rp->m.nproc,
-	       rp->m.cpu, o->cores[SIDE_A], o->cores[SIDE_B]);
+	printf("# machine: %ld CPUs online, %s | cores %d (timing side), %d: %s\n",
+	       rp->m.nproc, rp->m.cpu, o->cores[SIDE_A], o->cores[SIDE_B], rp->m.relation);
 	printf("# memory: %s region of %zu bytes (--memory %s) | ring %u slots\n",
 	       memory_name(rp->reg), rp->reg->size, o->memory, o->ring_entries);
 	printf("# count %" PRIu64 " | round trips %" PRIu64 " (+%" PRIu64
@@ -1178,7 +1268,8 @@ static void print_table(const struct report *rp, const struct row *rows, uint32_
 	       o->count, o->round_trips, o->warmup, o->reps);
 	printf("# timer: rdtsc at %.3f GHz (vs CLOCK_MONOTONIC), resolution %.1f ns; rdtsc costs %.1f ns, clock_gettime %.1f ns\n",
 	       1.0 / rp->ti.ns_per_tick, rp->ti.resolution_ns, rp->ti.rdtsc_ns, rp->ti.clock_ns);
-	printf("# ratio > 1 means ours is better: throughput ours/rte_ring, latency rte_ring/ours\n");
+	printf("# ratio > 1 means ours is better: throughput ours/rte_ring, latency rte_ring/ours;\n"
+	       "# it is the median of the per-repetition ratios (each pair runs back to back)\n");
 	printf("%-26s %5s %10s %10s %7s\n", "row", "unit", impl_name[IMPL_OURS],
 	       impl_name[IMPL_DPDK], "ratio");
 	for (i = 0; i < n; i++)
@@ -1218,14 +1309,15 @@ static void print_json(const struct report *rp, const struct row *rows, uint32_t
 	printf("{\"dpdk\": \"%d.%02d.%d\", \"nproc\": %ld, \"cpu\": ", RTE_VER_YEAR,
 	       RTE_VER_MONTH, RTE_VER_MINOR, rp->m.nproc);
 	json_string(rp->m.cpu);
-	printf(", \"cores\": [%d, %d], \"memory\": \"%s\", \"memory_option\": \"%s\","
+	printf(", \"cores\": [%d, %d], \"cores_relation\": \"%s\", \"memory\": \"%s\", \"memory_option\": \"%s\","
 	       " \"region_bytes\": %zu, \"ring_slots\": %u, \"count\": %" PRIu64
 	       ", \"round_trips\": %" PRIu64 ", \"warmup\": %" PRIu64 ", \"reps\": %u,"
 	       " \"tsc_ghz\": %.4f, \"tsc_resolution_ns\": %.2f, \"rdtsc_ns\": %.2f,"
 	       " \"clock_gettime_ns\": %.2f,"
-	       " \"ratio\": \"> 1 means ours is better: throughput ours/rte_ring, latency rte_ring/ours\","
+	       " \"ratio\": \"> 1 means ours is better: throughput ours/rte_ring, latency"
+	       " rte_ring/ours; median of the per-repetition ratios\","
 	       " \"rows\": [",
-	       o->cores[SIDE_A], o->cores[SIDE_B], memory_name(rp->reg), o->memory,
+	       o->cores[SIDE_A], o->cores[SIDE_B], rp->m.relation, memory_name(rp->reg), o->memory,
 	       rp->reg->size, o->ring_entries, o->count, o->round_trips, o->warmup,
 	       o->reps, 1.0 / rp->ti.ns_per_tick, rp->ti.resolution_ns, rp->ti.rdtsc_ns,
 	       rp->ti.clock_ns);
@@ -1263,7 +1355,7 @@ static int bench(const struct opts *o)
 	pid_t child = -1;
 	int err;
 
-	machine_read(&rp.m);
+	machine_read(&rp.m, o);
 	res = calloc(1, sizeof(*res));
 	if (res == NULL)
 		return -ENOMEM;
