@@ -86,6 +86,15 @@ static void nic_send(struct nicd *n, uint16_t q, struct rte_mbuf **m, uint16_t c
 
 /* ---- rx ---------------------------------------------------------------- */
 
+/* Send the reply built in @m's own buffer (@len bytes) with this burst. */
+static void queue_reply(struct rte_mbuf *m, uint32_t len, struct txq *out)
+{
+	m->data_len = (uint16_t)len;
+	m->pkt_len = len;
+	m->ol_flags = 0;
+	out->m[out->n++] = m;
+}
+
 static bool handle_arp(struct nicd *n, uint16_t q, struct rte_mbuf *m,
 		       const uint8_t *f, uint32_t len, struct txq *out)
 {
@@ -111,10 +120,7 @@ static bool handle_arp(struct nicd *n, uint16_t q, struct rte_mbuf *m,
 	rlen = pkt_build_arp(buf, m->buf_len - m->data_off, 2, n->port.mac, a.tpa, a.sha, a.spa);
 	if (rlen == 0)
 		return false;
-	m->data_len = (uint16_t)rlen;
-	m->pkt_len = rlen;
-	m->ol_flags = 0;
-	out->m[out->n++] = m;
+	queue_reply(m, rlen, out);
 	n->st.arp_reply_tx++;
 	return true;
 }
@@ -129,10 +135,7 @@ static bool handle_icmp(struct nicd *n, struct rte_mbuf *m, uint8_t *f, uint32_t
 	rlen = pkt_icmp_echo_reply(f, len, pi, n->port.mac);
 	if (rlen == 0)
 		return false;
-	m->data_len = (uint16_t)rlen;
-	m->pkt_len = rlen;
-	m->ol_flags = 0;
-	out->m[out->n++] = m;
+	queue_reply(m, rlen, out);
 	n->st.icmp_echo_tx++;
 	return true;
 }

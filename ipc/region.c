@@ -73,38 +73,17 @@ static uint64_t layout(struct mn_region_hdr *hdr, const struct mn_region_spec *s
 }
 
 /*
- * Try hugetlbfs. With MAP_SHARED a hugetlb mapping reserves its pages at
- * mmap() time, so a shortage shows up here as ENOMEM instead of a SIGBUS on
- * first touch. Returns 0 or -errno; the caller falls back.
+ * One sealed memfd of @size bytes, mapped. With MFD_HUGETLB and MAP_SHARED
+ * the huge pages are reserved at mmap() time, so a shortage shows up here
+ * as ENOMEM instead of a SIGBUS on first touch. Returns 0 or -errno.
  */
-static int map_huge(const char *name, uint64_t size, int *fd_out, void **base_out)
+static int map_memfd(const char *name, unsigned int mfd_flags, uint64_t size, int *fd_out,
+		     void **base_out)
 {
 	void *base;
 	int fd, err;
 
-	fd = memfd_create(name, MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return -errno;
-	if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, SIZE_SEALS) != 0)
-		goto fail;
-	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (base == MAP_FAILED)
-		goto fail;
-	*fd_out = fd;
-	*base_out = base;
-	return 0;
-fail:
-	err = -errno;
-	close(fd);
-	return err;
-}
-
-static int map_plain(const char *name, uint64_t size, int *fd_out, void **base_out)
-{
-	void *base;
-	int fd, err;
-
-	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | mfd_flags);
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, SIZE_SEALS) != 0)
@@ -130,7 +109,7 @@ static int back_and_map(const char *name, uint64_t *size, unsigned int flags,
 
 	*huge_out = false;
 	if (!(flags & MN_REGION_F_NO_HUGE)) {
-		err = map_huge(name, huge_size, fd_out, base_out);
+		err = map_memfd(name, MFD_HUGETLB | MFD_HUGE_2MB, huge_size, fd_out, base_out);
 		if (err == 0) {
 			*size = huge_size;
 			*huge_out = true;
@@ -143,7 +122,7 @@ static int back_and_map(const char *name, uint64_t *size, unsigned int flags,
 			return -ENOMEM;
 		}
 	}
-	err = map_plain(name, *size, fd_out, base_out);
+	err = map_memfd(name, 0, *size, fd_out, base_out);
 	if (err)
 		mn_err("region", "%s: cannot back %" PRIu64 " bytes: %s", name, *size,
 		       strerror(-err));
