@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# meson install into a temporary DESTDIR: every file lands where it should,
+# and the systemd units pass systemd-analyze verify (with ExecStart pointed
+# at the installed binaries, since nothing is installed in the real root).
+# Usage: test_install.sh BUILD_DIR
+set -uo pipefail
+
+build=${1:?usage: test_install.sh BUILD_DIR}
+dest=$(mktemp -d /tmp/mn-install.XXXXXX)
+trap 'rm -rf "$dest"' EXIT
+pass=0 fail=0
+check() { # check NAME CMD...
+	local name=$1; shift
+	if "$@" >/dev/null 2>&1; then
+		pass=$((pass + 1)); echo "ok - $name"
+	else
+		fail=$((fail + 1)); echo "not ok - $name"
+	fi
+}
+
+check "meson install into DESTDIR" meson install -C "$build" --destdir "$dest" --no-rebuild
+prefix=$(meson introspect "$build" --buildoptions | python3 -c '
+import json, sys
+print({o["name"]: o["value"] for o in json.load(sys.stdin)}["prefix"])')
+for f in bin/machnet-nicd bin/machnetctl etc/machnet/nicd.ini.example \
+	share/doc/machnet/nicd.md share/doc/machnet/config-nicd.md; do
+	check "installs $f" test -e "$dest$prefix/$f"
+done
+check "binaries are executable" test -x "$dest$prefix/bin/machnet-nicd"
+check "machnet-nicd --help runs" "$dest$prefix/bin/machnet-nicd" --help
+check "machnetctl --help runs" "$dest$prefix/bin/machnetctl" --help
+
+units=$(find "$dest" -name '*.service' -o -name '*@.service' | sort -u)
+check "a systemd unit is installed" test -n "$units"
+for u in $units; do
+	copy="$dest/verify-$(basename "$u")"
+	sed "s#^ExecStart=$prefix#ExecStart=$dest$prefix#" "$u" >"$copy"
+	out=$(systemd-analyze verify "$copy" 2>&1)
+	# verify has no exit status for warnings: any output about our unit fails.
+	if [ $? -eq 0 ] && ! grep -q "$(basename "$copy")" <<<"$out"; then
+		pass=$((pass + 1)); echo "ok - systemd-analyze verify $(basename "$u")"
+	else
+		fail=$((fail + 1)); echo "not ok - systemd-analyze verify $(basename "$u")"
+		echo "$out" | sed 's/^/#   /'
+	fi
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
