@@ -27,6 +27,25 @@ for f in bin/machnet-nicd bin/machnetctl etc/machnet/nicd.ini.example \
 	check "installs $f" test -e "$dest$prefix/$f"
 done
 check "binaries are executable" test -x "$dest$prefix/bin/machnet-nicd"
+check "installs include/machnet.h" test -e "$dest$prefix/include/machnet.h"
+pcdir=$(dirname "$(find "$dest" -name libmachnet.pc | head -n 1)")
+check "installs libmachnet.pc" test -f "$pcdir/libmachnet.pc"
+check "installs libmachnet.so" test -n "$(find "$dest" -name 'libmachnet.so*' | head -n 1)"
+cat >"$dest/app.c" <<'APP'
+#include <machnet.h>
+#include <stdio.h>
+int main(void)
+{
+	MachnetFlow_t flow = { 0 };
+
+	printf("%d %d\n", machnet_init(), (int)sizeof(flow));
+	return 0;
+}
+APP
+# An application builds with pkg-config alone, as the README says.
+check "an application builds with pkg-config --cflags --libs libmachnet" \
+	env PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$dest" \
+	sh -c 'cc -Wall -Werror -o "$0/app" "$0/app.c" $(pkg-config --cflags --libs libmachnet)' "$dest"
 check "machnet-nicd --help runs" "$dest$prefix/bin/machnet-nicd" --help
 check "machnetctl --help runs" "$dest$prefix/bin/machnetctl" --help
 
