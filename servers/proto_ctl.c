@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * <runtime>/<tenant>.sock: applications attach channels and ask for
+ * listens, connects, closes and flow figures (ipc/tenant.h). Every request
+ * is answered at once except CONNECT, answered by pctl_connect_done() when
+ * the handshake ends.
+ *
+ * Known limit: a request is read with a short timeout once its first byte
+ * is there, so an application that stops mid-message stalls the loop for
+ * up to READ_MS; only local users can connect.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "proto.h"
+
+#define READ_MS 50
+#define EV_LISTEN 1ull
+#define EV_CONN 2ull
+#define EV_KICK 3ull
+#define EV_PORT 4ull
+#define EV(type, idx) (((type) << 32) | (uint32_t)(idx))
+
+uint64_t proto_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int reply(struct proto *p, int ci, const struct mn_ctl_hdr *req, int32_t status,
+		 const void *payload, uint32_t len)
+{
+	return mn_ctl_send(p->conns[ci].fd, req->type, req->req_id, status,
+			   status < 0 ? NULL : payload, status < 0 ? 0 : len, NULL, 0,
+			   PROTO_CTL_TIMEOUT_MS);
+}
+
+/* ---- listens --------------------------------------------------------------- */
+
+int pctl_listener(const struct proto *p, uint32_t ip, uint16_t port)
+{
+	for (int i = 0; i < PROTO_MAX_LISTENS; i++) {
+		const struct proto_listen *l = &p->listens[i];
+
+		if (l->used && l->port == port && (l->ip == 0 || l->ip == ip))
+			return l->conn;
+	}
+	return -1;
+}
+
+static void release_listens(struct proto *p, int ci)
+{
+	for (int i = 0; i < PROTO_MAX_LISTENS; i++) {
+		struct proto_listen *l = &p->listens[i];
+
+		if (l->used && l->conn == ci) {
+			portc_release(&p->port, p->cfg.ip, l->port, l->port, PROTO_CTL_TIMEOUT_MS);
+			l->used = false;
+		}
+	}
+}
+
+static int on_listen(struct proto *p, int ci, const struct mn_ctl_msg *m)
+{
+	struct mn_tenant_listen req;
+	int free_slot = -1, err;
+
+	memcpy(&req, m->payload, sizeof(req));
+	if (req.port == 0)
+		return -EINVAL;
+	if (req.ip != 0 && req.ip != p->cfg.ip)
+		return -EADDRNOTAVAIL;
+	if (req.port < p->cfg.listen_ports.lo || req.port > p->cfg.listen_ports.hi)
+		return -EACCES;
+	for (int i = 0; i < PROTO_MAX_LISTENS; i++) {
+		struct proto_listen *l = &p->listens[i];
+
+		if (l->used && l->port == req.port)
+			return l->conn == ci ? 0 : -EADDRINUSE;
+		if (!l->used && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0)
+		return -ENOSPC;
+	err = portc_claim(&p->port, p->cfg.ip, req.port, req.port, PROTO_CTL_TIMEOUT_MS);
+	if (err == 0) {
+		err = pnet_listen(p, req.ip, req.port);
+		if (err)
+			portc_release(&p->port, p->cfg.ip, req.port, req.port, PROTO_CTL_TIMEOUT_MS);
+	}
+	if (err) {
+		mn_warn("ctl", "nicd refused port %u for channel %" PRIu32 ": %s", req.port,
+			p->conns[ci].channel_id, strerror(-err));
+		return err == -ENOTCONN ? -EAGAIN : -EADDRINUSE;
+	}
+	p->listens[free_slot] = (struct proto_listen){
+		.used = true, .ip = req.ip, .port = req.port, .conn = ci,
+	};
+	return 0;
+}
+
+/* ---- connections -------------------------------------------------------------- */
+
+static void conn_close(struct proto *p, int ci, const char *why)
+{
+	struct proto_conn *c = &p->conns[ci];
+
+	if (c->attached) {
+		pnet_channel_gone(p, ci);
+		release_listens(p, ci);
+		epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->srv.kick_fd, NULL);
+		mn_chan_srv_close(&c->srv, -ESHUTDOWN);
+		mn_chan_srv_destroy(&c->srv);
+		mn_info("ctl", "channel %" PRIu32 " of pid %d detached (%s)", c->channel_id,
+			(int)c->pid, why);
+	}
+	free(c->idx);
+	epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	*c = (struct proto_conn){ .fd = -1 };
+}
+
+static bool creds_allowed(const struct proto *p, const struct proto_conn *c)
+{
+	return c->uid == 0 ||
+	       ((p->cfg.app_uid == PROTO_ANY_UID || p->cfg.app_uid == c->uid) &&
+		(p->cfg.app_gid == PROTO_ANY_GID || p->cfg.app_gid == c->gid));
+}
+
+static void accept_conns(struct proto *p)
+{
+	for (;;) {
+		int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), ci;
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+		struct proto_conn *c;
+
+		if (fd < 0)
+			return;
+		for (ci = 0; ci < (int)p->cfg.channels && p->conns[ci].fd >= 0; ci++)
+			;
+		if (ci == (int)p->cfg.channels) {
+			mn_warn_rl("ctl", "refusing an application: %u channels in use (limits.channels)",
+				   p->cfg.channels);
+			close(fd);
+			continue;
+		}
+		c = &p->conns[ci];
+		*c = (struct proto_conn){ .fd = fd };
+		if (mn_ctl_peer_cred(fd, &c->pid, &c->uid, &c->gid) != 0) {
+			close(fd);
+			c->fd = -1;
+			continue;
+		}
+		c->allowed = creds_allowed(p, c);
+		ev.data.u64 = EV(EV_CONN, ci);
+		epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+	}
+}
+
+static int on_hello(struct proto *p, int ci, const struct mn_ctl_msg *m)
+{
+	struct mn_ctl_hello h, mine = { .min_version = MN_CTL_VERSION,
+					.max_version = MN_CTL_VERSION,
+					.role = MN_TENANT_ROLE_SERVER };
+	struct proto_conn *c = &p->conns[ci];
+	int32_t status = 0;
+
+	memcpy(&h, m->payload, sizeof(h));
+	h.name[MN_CTL_NAME_MAX - 1] = '\0';
+	snprintf(mine.name, sizeof(mine.name), "%s", p->cfg.name);
+	if (h.min_version > MN_CTL_VERSION || h.max_version < MN_CTL_VERSION)
+		status = -EPROTONOSUPPORT;
+	else if (h.role != MN_TENANT_ROLE_APP || strcmp(h.name, p->cfg.name) != 0)
+		status = -ENOENT;
+	if (!c->allowed)
+		mn_warn_rl("ctl", "pid %d (uid %u gid %u) may not use tenant %s: requests get -EACCES",
+			   (int)c->pid, (unsigned int)c->uid, (unsigned int)c->gid, p->cfg.name);
+	c->hello = status == 0;
+	return mn_ctl_send(c->fd, MN_CTL_T_HELLO, m->hdr.req_id, status, status ? NULL : &mine,
+			   status ? 0 : sizeof(mine), NULL, 0, PROTO_CTL_TIMEOUT_MS) ?: status;
+}
+
+static int on_attach(struct proto *p, int ci, const struct mn_ctl_msg *m)
+{
+	struct proto_conn *c = &p->conns[ci];
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV(EV_KICK, ci) };
+	struct mn_chan_params cp = {
+		.channel_id = ++p->next_channel_id,
+		.nbufs = p->cfg.channel_buffers,
+		.buf_size = p->cfg.buffer_size,
+		.max_msg_size = p->cfg.max_msg_size,
+		.server_gen = p->server_gen,
+	};
+	struct mn_tenant_attached out;
+	int fds[MN_CHAN_NFDS], err;
+
+	if (c->attached)
+		return reply(p, ci, &m->hdr, -EBUSY, NULL, 0);
+	err = mn_chan_srv_create(&c->srv, &cp);
+	if (err)
+		return reply(p, ci, &m->hdr, err == -EINVAL ? -EINVAL : -ENOMEM, NULL, 0);
+	c->idx = calloc(c->srv.max_chain, sizeof(*c->idx));
+	if (!c->idx) {
+		mn_chan_srv_destroy(&c->srv);
+		return reply(p, ci, &m->hdr, -ENOMEM, NULL, 0);
+	}
+	c->attached = true;
+	c->channel_id = cp.channel_id;
+	/* A largest message must always find its buffers on fill. */
+	mn_chan_srv_refill(&c->srv, cp.nbufs / 2 > c->srv.max_chain + 32 ? cp.nbufs / 2 :
+				    (c->srv.max_chain + 32 < cp.nbufs ? c->srv.max_chain + 32 : cp.nbufs));
+	epoll_ctl(p->epfd, EPOLL_CTL_ADD, c->srv.kick_fd, &ev);
+	out = (struct mn_tenant_attached){
+		.channel_id = cp.channel_id, .nbufs = cp.nbufs, .buf_size = cp.buf_size,
+		.max_msg_size = cp.max_msg_size, .server_gen = p->server_gen,
+		.server_pid = (uint32_t)getpid(),
+	};
+	fds[MN_CHAN_FD_REGION] = c->srv.reg.fd;
+	fds[MN_CHAN_FD_KICK] = c->srv.kick_fd;
+	fds[MN_CHAN_FD_RX] = c->srv.rx_fd;
+	mn_info("ctl", "channel %" PRIu32 " attached by pid %d: %u buffers of %u B",
+		cp.channel_id, (int)c->pid, cp.nbufs, cp.buf_size);
+	return mn_ctl_send(c->fd, MN_TENANT_T_ATTACH, m->hdr.req_id, 0, &out, sizeof(out), fds,
+			   MN_CHAN_NFDS, PROTO_CTL_TIMEOUT_MS);
+}
+
+static int on_connect(struct proto *p, int ci, const struct mn_ctl_msg *m)
+{
+	struct proto_conn *c = &p->conns[ci];
+	struct mn_tenant_connect req;
+	struct mn_chan_flow flow;
+	int err;
+
+	memcpy(&req, m->payload, sizeof(req));
+	if (c->connect_pending)
+		return reply(p, ci, &m->hdr, -EALREADY, NULL, 0);
+	err = pnet_connect(p, ci, &req, &flow);
+	if (err == -EINPROGRESS) {
+		c->connect_pending = true;
+		c->connect_req_id = m->hdr.req_id;
+		return 0;
+	}
+	if (err == 0) {
+		struct mn_tenant_connected out = { .flow = flow };
+
+		return reply(p, ci, &m->hdr, 0, &out, sizeof(out));
+	}
+	return reply(p, ci, &m->hdr, err, NULL, 0);
+}
+
+void pctl_connect_done(struct proto *p, int ci, int status, const struct mn_chan_flow *flow)
+{
+	struct proto_conn *c = &p->conns[ci];
+	struct mn_tenant_connected out = { 0 };
+	struct mn_ctl_hdr h = { .type = MN_TENANT_T_CONNECT };
+
+	if (c->fd < 0 || !c->connect_pending)
+		return;
+	c->connect_pending = false;
+	h.req_id = c->connect_req_id;
+	if (flow)
+		out.flow = *flow;
+	if (reply(p, ci, &h, status, &out, sizeof(out)) < 0)
+		conn_close(p, ci, "connect answer failed");
+}
+
+static int on_flow_req(struct proto *p, int ci, const struct mn_ctl_msg *m)
+{
+	struct mn_tenant_flow_req req;
+	struct mn_tenant_flow_stats st;
+	int err;
+
+	memcpy(&req, m->payload, sizeof(req));
+	if (m->hdr.type == MN_TENANT_T_CLOSE)
+		return reply(p, ci, &m->hdr, pnet_close_flow(p, ci, &req.flow), NULL, 0);
+	err = pnet_flow_stats(p, ci, &req.flow, &st);
+	return reply(p, ci, &m->hdr, err, &st, sizeof(st));
+}
+
+static uint32_t channel_of(const struct mn_ctl_msg *m)
+{
+	uint32_t id;
+
+	/* Every request but ATTACH and PING starts with the channel id. */
+	memcpy(&id, m->payload, sizeof(id));
+	return id;
+}
+
+static int dispatch(struct proto *p, int ci, struct mn_ctl_msg *m)
+{
+	struct proto_conn *c = &p->conns[ci];
+
+	if (!c->hello)
+		return m->hdr.type == MN_CTL_T_HELLO ? on_hello(p, ci, m) : -EPROTO;
+	if (m->hdr.type == MN_CTL_T_PING)
+		return reply(p, ci, &m->hdr, 0, NULL, 0);
+	if (!c->allowed)
+		return reply(p, ci, &m->hdr, -EACCES, NULL, 0);
+	if (m->hdr.type == MN_TENANT_T_ATTACH)
+		return on_attach(p, ci, m);
+	if (!c->attached || channel_of(m) != c->channel_id)
+		return reply(p, ci, &m->hdr, -EBADF, NULL, 0);
+	switch (m->hdr.type) {
+	case MN_TENANT_T_DETACH:
+		reply(p, ci, &m->hdr, 0, NULL, 0);
+		return -ECONNRESET; /* the caller closes it */
+	case MN_TENANT_T_LISTEN:
+		return reply(p, ci, &m->hdr, on_listen(p, ci, m), NULL, 0);
+	case MN_TENANT_T_CONNECT:
+		return on_connect(p, ci, m);
+	default:
+		return on_flow_req(p, ci, m);
+	}
+}
+
+static void conn_readable(struct proto *p, int ci)
+{
+	size_t nspecs;
+	const struct mn_ctl_spec *specs = mn_tenant_req_specs(&nspecs);
+	static const struct mn_ctl_spec hello = { MN_CTL_T_HELLO, sizeof(struct mn_ctl_hello),
+						  sizeof(struct mn_ctl_hello), 0 };
+	struct mn_ctl_msg m;
+	int err = mn_ctl_recv(p->conns[ci].fd, &m, READ_MS);
+
+	if (err == 0) {
+		err = m.hdr.type == MN_CTL_T_HELLO ? mn_ctl_check(&m, &hello, 1)
+						   : mn_ctl_check(&m, specs, nspecs);
+		if (err == 0)
+			err = dispatch(p, ci, &m);
+		mn_ctl_msg_free(&m);
+	}
+	if (err < 0)
+		conn_close(p, ci, err == -EPIPE ? "hang-up" : err == -ECONNRESET ? "detach" :
+				  strerror(-err));
+}
+
+int pctl_poll(struct proto *p, int64_t timeout_ns)
+{
+	struct epoll_event ev[32];
+	struct timespec ts = { .tv_sec = timeout_ns / 1000000000,
+			       .tv_nsec = timeout_ns % 1000000000 };
+	int nev = epoll_pwait2(p->epfd, ev, 32, &ts, NULL);
+
+	for (int i = 0; i < nev; i++) {
+		uint32_t type = (uint32_t)(ev[i].data.u64 >> 32), idx = (uint32_t)ev[i].data.u64;
+
+		if (type == EV_LISTEN)
+			accept_conns(p);
+		else if (type == EV_CONN && p->conns[idx].fd >= 0)
+			conn_readable(p, (int)idx);
+		else if (type == EV_KICK && p->conns[idx].attached)
+			mn_chan_srv_sleep_done(&p->conns[idx].srv);
+		/* EV_PORT: nicd's rx eventfd; the next pass reads the ring. */
+	}
+	return nev < 0 ? -errno : nev;
+}
+
+int pctl_open(struct proto *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV(EV_LISTEN, 0) };
+	char path[sizeof(p->cfg.runtime_dir) + PROTO_NAME_MAX + 8];
+
+	p->conns = calloc(p->cfg.channels, sizeof(*p->conns));
+	if (!p->conns)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < p->cfg.channels; i++)
+		p->conns[i].fd = -1;
+	if (mkdir(p->cfg.runtime_dir, 0755) != 0 && errno != EEXIST) {
+		mn_err("ctl", "cannot create runtime directory %s: %s", p->cfg.runtime_dir,
+		       strerror(errno));
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/%s.sock", p->cfg.runtime_dir, p->cfg.name);
+	/* Anyone may connect; SO_PEERCRED against app_uid/app_gid decides. */
+	p->listen_fd = mn_ctl_listen(path, 0666);
+	if (p->listen_fd < 0) {
+		mn_err("ctl", "cannot listen on %s: %s%s", path, strerror(-p->listen_fd),
+		       p->listen_fd == -EADDRINUSE ? " (this tenant's server already runs)" : "");
+		return p->listen_fd;
+	}
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (p->epfd < 0 || epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->listen_fd, &ev) != 0)
+		return -errno;
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.u64 = EV(EV_PORT, 0) };
+	epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->port.rx_fd, &ev);
+	mn_info("ctl", "tenant %s: applications attach at %s", p->cfg.name, path);
+	return 0;
+}
+
+void pctl_close(struct proto *p)
+{
+	char path[sizeof(p->cfg.runtime_dir) + PROTO_NAME_MAX + 8];
+
+	for (uint32_t i = 0; p->conns && i < p->cfg.channels; i++)
+		if (p->conns[i].fd >= 0)
+			conn_close(p, (int)i, "shutdown");
+	free(p->conns);
+	p->conns = NULL;
+	close(p->epfd);
+	close(p->listen_fd);
+	snprintf(path, sizeof(path), "%s/%s.sock", p->cfg.runtime_dir, p->cfg.name);
+	unlink(path);
+}

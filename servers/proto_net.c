@@ -1,0 +1,777 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The protocol server's data side: frames from nicd go to the transport,
+ * messages from channels go to the transport, and the transport's
+ * callbacks build frames and move message bytes in and out of channel
+ * buffer chains.
+ *
+ * Message handles are indices into a table of message slots; each slot
+ * holds the chain of one message (allocated per message: a known cost on
+ * the path of large messages, kept simple until it is measured).
+ *
+ * Known limits: the transport state is process memory for now (adopting it
+ * after a restart is a later issue); next hops are learned from received
+ * frames and resolved through nicd synchronously at connect time.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "pkt.h"
+#include "proto.h"
+#include "transport.h"
+
+#define BURST 32u
+#define ETH_IP_UDP 42u
+#define RESOLVE_MS 1000
+
+struct pmsg {
+	int ci;		/* channel; -1: free slot */
+	uint32_t n;	/* buffers */
+	uint32_t len;
+	uint32_t *idx;
+	uint32_t next_free;
+	struct mn_chan_desc d; /* tx: the descriptor, for a retry or a refusal */
+};
+
+struct pflow {
+	int ci;		/* owning channel, -1 */
+	bool connecting; /* a CONNECT waits for the handshake */
+	bool rx_blocked; /* rx_msg_alloc refused: call tp_rx_ready later */
+};
+
+struct proto_net {
+	struct tp tp;
+	struct tp_cfg tcfg;
+	void *tmem;
+	struct pflow *flows;
+	struct pmsg *msgs;
+	uint32_t nmsgs;
+	uint32_t free_head;
+	int *stalled;	   /* per channel: a tx message slot the transport refused (-EAGAIN), or -1 */
+	uint64_t deadline; /* next transport timer */
+	bool timers_dirty;
+	uint16_t next_eph;
+	uint64_t rx_not_udp;
+	uint64_t deliver_full;
+	uint64_t no_neigh;
+};
+
+/* ---- message slots ------------------------------------------------------------ */
+
+static int msg_get(struct proto_net *n, int ci, uint32_t count)
+{
+	uint32_t s = n->free_head;
+	struct pmsg *m;
+
+	if (s == UINT32_MAX)
+		return -ENOBUFS;
+	m = &n->msgs[s];
+	m->idx = malloc((size_t)count * sizeof(*m->idx));
+	if (!m->idx)
+		return -ENOMEM;
+	n->free_head = m->next_free;
+	m->ci = ci;
+	m->n = count;
+	return (int)s;
+}
+
+static void msg_put(struct proto_net *n, uint32_t s)
+{
+	struct pmsg *m = &n->msgs[s];
+
+	free(m->idx);
+	*m = (struct pmsg){ .ci = -1, .next_free = n->free_head };
+	n->free_head = s;
+}
+
+/* The channel server of a message, or NULL if the channel is gone. */
+static struct mn_chan_srv *msg_srv(struct proto *p, const struct pmsg *m)
+{
+	return m->ci >= 0 && p->conns[m->ci].attached ? &p->conns[m->ci].srv : NULL;
+}
+
+/* ---- neighbours -------------------------------------------------------------- */
+
+static const uint8_t *neigh_find(struct proto *p, uint32_t ip)
+{
+	for (int i = 0; i < PROTO_MAX_NEIGH; i++)
+		if (p->neigh[i].valid && p->neigh[i].ip == ip)
+			return p->neigh[i].mac;
+	return NULL;
+}
+
+static void neigh_learn(struct proto *p, uint32_t ip, const uint8_t mac[6])
+{
+	int slot = (int)(ip % PROTO_MAX_NEIGH);
+
+	for (int i = 0; i < PROTO_MAX_NEIGH; i++) {
+		if (p->neigh[i].valid && p->neigh[i].ip == ip) {
+			slot = i;
+			break;
+		}
+	}
+	p->neigh[slot].ip = ip;
+	memcpy(p->neigh[slot].mac, mac, 6);
+	p->neigh[slot].valid = true;
+}
+
+/* ---- transport callbacks ------------------------------------------------------- */
+
+static void put_be16(uint8_t *b, uint16_t v)
+{
+	b[0] = (uint8_t)(v >> 8);
+	b[1] = (uint8_t)v;
+}
+
+static void put_be32(uint8_t *b, uint32_t v)
+{
+	put_be16(b, (uint16_t)(v >> 16));
+	put_be16(b + 2, (uint16_t)v);
+}
+
+/* Ethernet/IPv4/UDP headers for @udp_len bytes of UDP payload; nicd fills
+ * in both checksums (MN_PKT_F_TX_CSUM). */
+static void frame_headers(uint8_t *f, const uint8_t smac[6], const uint8_t dmac[6],
+			  const struct tp_tuple *t, uint32_t udp_len)
+{
+	memcpy(f, dmac, 6);
+	memcpy(f + 6, smac, 6);
+	put_be16(f + 12, 0x0800);
+	f[14] = 0x45;
+	f[15] = 0;
+	put_be16(f + 16, (uint16_t)(20 + 8 + udp_len));
+	put_be16(f + 18, 0);
+	put_be16(f + 20, 0x4000); /* DF */
+	f[22] = 64;
+	f[23] = 17;
+	put_be16(f + 24, 0);
+	put_be32(f + 26, t->local_ip);
+	put_be32(f + 30, t->remote_ip);
+	put_be16(f + 34, t->local_port);
+	put_be16(f + 36, t->remote_port);
+	put_be16(f + 38, (uint16_t)(8 + udp_len));
+	put_be16(f + 40, 0);
+}
+
+static int cb_send_pkt(void *ctx, uint32_t flow, const struct tp_tuple *t,
+		       const struct wire_hdr *h, uint64_t handle, uint32_t off, uint32_t len)
+{
+	struct proto *p = ctx;
+	struct proto_net *n = p->net;
+	const uint8_t *dmac = neigh_find(p, t->remote_ip);
+	struct mn_pkt_desc d;
+	uint8_t *f;
+
+	(void)flow;
+	if (!dmac) {
+		n->no_neigh++;
+		return -EHOSTUNREACH;
+	}
+	if (ETH_IP_UDP + WIRE_HDR_LEN + len > p->port.frame_size || portc_alloc(&p->port, &d) != 0)
+		return -ENOBUFS;
+	f = portc_frame(&p->port, &d);
+	frame_headers(f, p->port.info.mac, dmac, t, WIRE_HDR_LEN + len);
+	wire_encode(h, f + ETH_IP_UDP);
+	if (len) {
+		struct pmsg *m = &n->msgs[handle];
+		struct mn_chan_srv *s = msg_srv(p, m);
+
+		if (!s || mn_chan_chain_read(&s->view, m->idx, m->n, off,
+					     f + ETH_IP_UDP + WIRE_HDR_LEN, len) != 0) {
+			portc_free(&p->port, &d);
+			return -EIO;
+		}
+	}
+	d.len = ETH_IP_UDP + WIRE_HDR_LEN + len;
+	d.flags = MN_PKT_F_TX_CSUM;
+	if (portc_tx(&p->port, 0, &d, 1) != 1) {
+		portc_free(&p->port, &d);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+/* The channel of a flow; an accepted flow belongs to its listener. */
+static int flow_channel(struct proto *p, uint32_t flow)
+{
+	struct proto_net *n = p->net;
+	struct tp_flow_info fi;
+
+	if (n->flows[flow].ci >= 0)
+		return n->flows[flow].ci;
+	if (tp_flow_info(&n->tp, flow, &fi) != 0)
+		return -1;
+	n->flows[flow].ci = pctl_listener(p, fi.tuple.local_ip, fi.tuple.local_port);
+	return n->flows[flow].ci;
+}
+
+static int cb_rx_msg_alloc(void *ctx, uint32_t flow, uint32_t msg_len, uint64_t *handle)
+{
+	struct proto *p = ctx;
+	struct proto_net *n = p->net;
+	int ci = flow_channel(p, flow), s, got;
+	struct mn_chan_srv *srv;
+
+	if (ci < 0 || !p->conns[ci].attached)
+		return -EMSGSIZE; /* nobody can ever take it: reset the flow */
+	srv = &p->conns[ci].srv;
+	if (msg_len > srv->max_msg)
+		return -EMSGSIZE;
+	s = msg_get(n, ci, mn_chan_nbufs_for(msg_len, srv->payload));
+	if (s < 0)
+		goto blocked;
+	got = mn_chan_srv_chain_alloc(srv, msg_len, n->msgs[s].idx);
+	if (got < 0) {
+		msg_put(n, (uint32_t)s);
+		goto blocked;
+	}
+	n->msgs[s].len = msg_len;
+	*handle = (uint64_t)s;
+	return 0;
+blocked:
+	n->flows[flow].rx_blocked = true;
+	return -ENOBUFS;
+}
+
+static void cb_rx_msg_write(void *ctx, uint32_t flow, uint64_t handle, uint32_t off,
+			    const void *src, uint32_t len)
+{
+	struct proto *p = ctx;
+	struct pmsg *m = &p->net->msgs[handle];
+	struct mn_chan_srv *s = msg_srv(p, m);
+
+	(void)flow;
+	if (s)
+		mn_chan_chain_write(&s->view, m->idx, m->n, off, src, len);
+}
+
+static struct mn_chan_flow chan_flow(const struct tp_tuple *t, bool from_remote)
+{
+	struct mn_chan_flow f = { t->local_ip, t->remote_ip, t->local_port, t->remote_port };
+
+	if (from_remote)
+		f = (struct mn_chan_flow){ t->remote_ip, t->local_ip, t->remote_port, t->local_port };
+	return f;
+}
+
+static void cb_rx_msg_deliver(void *ctx, uint32_t flow, uint64_t handle, uint32_t len)
+{
+	struct proto *p = ctx;
+	struct proto_net *n = p->net;
+	struct pmsg *m = &n->msgs[handle];
+	struct mn_chan_srv *s = msg_srv(p, m);
+	struct tp_flow_info fi;
+
+	if (s && tp_flow_info(&n->tp, flow, &fi) == 0) {
+		struct mn_chan_flow cf = chan_flow(&fi.tuple, true);
+
+		/* rx holds every buffer twice over: full only if events piled up. */
+		if (mn_chan_srv_deliver(s, &cf, m->idx, m->n, len, handle) != 1) {
+			n->deliver_full++;
+			mn_warn_rl("net", "channel %" PRIu32 ": rx ring full, a %" PRIu32
+				   "-byte message dropped", s->id, len);
+			mn_chan_srv_chain_free(s, m->idx, m->n);
+		}
+	}
+	msg_put(n, (uint32_t)handle);
+}
+
+static void cb_rx_msg_free(void *ctx, uint32_t flow, uint64_t handle)
+{
+	struct proto *p = ctx;
+	struct pmsg *m = &p->net->msgs[handle];
+	struct mn_chan_srv *s = msg_srv(p, m);
+
+	(void)flow;
+	if (s)
+		mn_chan_srv_chain_free(s, m->idx, m->n);
+	msg_put(p->net, (uint32_t)handle);
+}
+
+static void cb_tx_msg_done(void *ctx, uint32_t flow, uint64_t handle, int status)
+{
+	struct proto *p = ctx;
+	struct pmsg *m = &p->net->msgs[handle];
+	struct mn_chan_srv *s = msg_srv(p, m);
+
+	(void)flow;
+	(void)status; /* a failure reaches the application as the flow's event */
+	if (s)
+		mn_chan_srv_chain_free(s, m->idx, m->n);
+	msg_put(p->net, (uint32_t)handle);
+}
+
+static int reason_errno(enum tp_reason r)
+{
+	switch (r) {
+	case TP_R_NONE: return 0;
+	case TP_R_TIMEOUT: return -ETIMEDOUT;
+	case TP_R_IDLE: return -ETIMEDOUT;
+	case TP_R_RESET: return -ECONNRESET;
+	case TP_R_REFUSED: return -ECONNREFUSED;
+	case TP_R_ABORTED: return -ECONNABORTED;
+	case TP_R_MSG_REFUSED: return -EMSGSIZE;
+	case TP_R_NO_RESOURCES: return -ENOSPC;
+	default: return -EPROTO;
+	}
+}
+
+static void post(struct proto *p, int ci, uint16_t type, const struct tp_tuple *t, int32_t st)
+{
+	struct mn_chan_flow cf = chan_flow(t, false);
+
+	if (ci >= 0 && p->conns[ci].attached &&
+	    mn_chan_srv_post(&p->conns[ci].srv, type, &cf, st, 0) != 1)
+		mn_warn_rl("net", "channel %" PRIu32 ": rx ring full, flow event %u lost",
+			   p->conns[ci].channel_id, type);
+}
+
+static void cb_flow_event(void *ctx, uint32_t flow, enum tp_event ev, enum tp_reason reason)
+{
+	struct proto *p = ctx;
+	struct proto_net *n = p->net;
+	struct pflow *pf = &n->flows[flow];
+	struct tp_flow_info fi;
+	struct mn_chan_flow cf;
+	int ci = flow_channel(p, flow);
+
+	if (tp_flow_info(&n->tp, flow, &fi) != 0)
+		return;
+	cf = chan_flow(&fi.tuple, false);
+	switch (ev) {
+	case TP_EV_ESTABLISHED:
+		if (pf->connecting) {
+			pf->connecting = false;
+			pctl_connect_done(p, ci, 0, &cf);
+		}
+		return;
+	case TP_EV_ACCEPTED:
+		post(p, ci, MN_CHAN_EV_ACCEPTED, &fi.tuple, 0);
+		return;
+	case TP_EV_CLOSED:
+	case TP_EV_FAILED:
+		if (pf->connecting)
+			pctl_connect_done(p, ci, reason_errno(reason) ?: -ECONNRESET, NULL);
+		else if (ev == TP_EV_CLOSED && reason == TP_R_NONE)
+			post(p, ci, MN_CHAN_EV_CLOSED, &fi.tuple, 0);
+		else
+			post(p, ci, MN_CHAN_EV_FAILED, &fi.tuple, reason_errno(reason));
+		*pf = (struct pflow){ .ci = -1 };
+		return;
+	}
+}
+
+static const struct tp_ops ops = {
+	.send_pkt = cb_send_pkt,
+	.rx_msg_alloc = cb_rx_msg_alloc,
+	.rx_msg_write = cb_rx_msg_write,
+	.rx_msg_deliver = cb_rx_msg_deliver,
+	.rx_msg_free = cb_rx_msg_free,
+	.tx_msg_done = cb_tx_msg_done,
+	.flow_event = cb_flow_event,
+};
+
+/* ---- frames from nicd ----------------------------------------------------------- */
+
+static unsigned int rx_frames(struct proto *p, uint64_t now)
+{
+	struct proto_net *n = p->net;
+	struct mn_pkt_desc d[BURST];
+	int got = portc_rx(&p->port, 0, d, BURST);
+
+	for (int i = 0; i < got; i++) {
+		const uint8_t *f = portc_frame(&p->port, &d[i]);
+		struct pkt_info pi;
+		enum mn_drop why;
+
+		/* nicd verified the checksums (MN_PKT_F_CSUM_OK). */
+		if (pkt_parse(f, d[i].len, 0, &pi, &why) == PKT_UDP) {
+			struct tp_tuple t = { pi.dst_ip, pi.src_ip, pi.dst_port, pi.src_port };
+
+			/* Replies go back the way this came: a peer, or the gateway. */
+			neigh_learn(p, pi.src_ip, pi.src_mac);
+			tp_rx_pkt(&n->tp, &t, f + pi.payload_off, pi.payload_len, now);
+			n->timers_dirty = true;
+		} else {
+			n->rx_not_udp++;
+		}
+		portc_free(&p->port, &d[i]);
+	}
+	portc_poll_comp(&p->port, 0, NULL);
+	return got > 0 ? (unsigned int)got : 0;
+}
+
+/* ---- messages from channels -------------------------------------------------------- */
+
+/* Hand message slot @s to its flow; false if the transport pushes back. */
+static bool tx_submit(struct proto *p, int ci, int s, const struct mn_chan_desc *d,
+		      uint64_t now)
+{
+	struct proto_net *n = p->net;
+	struct tp_tuple t = { d->flow.src_ip, d->flow.dst_ip, d->flow.src_port, d->flow.dst_port };
+	int flow = tp_flow_lookup(&n->tp, &t), err;
+
+	if (flow < 0 || n->flows[flow].ci != ci) {
+		err = -ENOTCONN;
+	} else {
+		err = tp_send_msg(&n->tp, (uint32_t)flow, (uint64_t)s, n->msgs[s].len, now);
+		n->timers_dirty = true;
+		if (err == -EAGAIN)
+			return false;
+	}
+	if (err) {
+		mn_chan_srv_post(&p->conns[ci].srv, MN_CHAN_EV_TX_REFUSED, &d->flow, err, d->cookie);
+		mn_chan_srv_chain_free(&p->conns[ci].srv, n->msgs[s].idx, n->msgs[s].n);
+		msg_put(n, (uint32_t)s);
+	}
+	return true;
+}
+
+static unsigned int tx_channel(struct proto *p, int ci, uint64_t now)
+{
+	struct proto_net *n = p->net;
+	struct proto_conn *c = &p->conns[ci];
+	unsigned int work = 0;
+	struct mn_chan_desc d;
+
+	if (n->stalled[ci] >= 0) {
+		if (!tx_submit(p, ci, n->stalled[ci], &n->msgs[n->stalled[ci]].d, now))
+			return 0;
+		n->stalled[ci] = -1;
+		work++;
+	}
+	for (unsigned int i = 0; i < BURST; i++) {
+		int rc = mn_chan_srv_tx_take(&c->srv, &d, c->idx), s;
+
+		if (rc == 0)
+			break;
+		work++;
+		if (rc < 0) {
+			if (rc == -EBADMSG)
+				break;
+			mn_chan_srv_post(&c->srv, MN_CHAN_EV_TX_REFUSED, &d.flow, rc, d.cookie);
+			continue;
+		}
+		s = msg_get(n, ci, d.nbufs);
+		if (s < 0) {
+			mn_chan_srv_post(&c->srv, MN_CHAN_EV_TX_REFUSED, &d.flow, -ENOBUFS, d.cookie);
+			mn_chan_srv_chain_free(&c->srv, c->idx, d.nbufs);
+			continue;
+		}
+		memcpy(n->msgs[s].idx, c->idx, d.nbufs * sizeof(*c->idx));
+		n->msgs[s].len = d.len;
+		n->msgs[s].d = d;
+		if (!tx_submit(p, ci, s, &d, now)) {
+			n->stalled[ci] = s;
+			break;
+		}
+	}
+	return work;
+}
+
+static void rx_unblock(struct proto *p, int ci, uint64_t now)
+{
+	struct proto_net *n = p->net;
+
+	for (uint32_t f = 0; f < n->tcfg.max_flows; f++) {
+		if (n->flows[f].ci == ci && n->flows[f].rx_blocked) {
+			n->flows[f].rx_blocked = false;
+			tp_rx_ready(&n->tp, f, now);
+			n->timers_dirty = true;
+		}
+	}
+}
+
+static unsigned int channels(struct proto *p, uint64_t now)
+{
+	unsigned int work = 0;
+
+	for (uint32_t ci = 0; ci < p->cfg.channels; ci++) {
+		struct proto_conn *c = &p->conns[ci];
+		int freed;
+
+		if (!c->attached)
+			continue;
+		work += tx_channel(p, (int)ci, now);
+		freed = mn_chan_srv_free_poll(&c->srv, 256);
+		if (freed > 0) {
+			work += (unsigned int)freed;
+			rx_unblock(p, (int)ci, now);
+		}
+		mn_chan_srv_refill(&c->srv, c->srv.max_chain + 32 < c->srv.pool.nbufs / 2 ?
+						    c->srv.pool.nbufs / 2 :
+						    c->srv.max_chain + 32);
+		mn_chan_srv_wake(&c->srv);
+	}
+	return work;
+}
+
+unsigned int pnet_poll(struct proto *p)
+{
+	struct proto_net *n = p->net;
+	uint64_t now = proto_now_ns();
+	unsigned int work;
+
+	portc_check(&p->port);
+	work = rx_frames(p, now) + channels(p, now);
+	if (n->timers_dirty || now >= n->deadline) {
+		n->deadline = tp_timer(&n->tp, now);
+		n->timers_dirty = false;
+		for (uint32_t ci = 0; ci < p->cfg.channels; ci++)
+			if (p->conns[ci].attached)
+				mn_chan_srv_wake(&p->conns[ci].srv);
+	}
+	return work;
+}
+
+bool pnet_pending(struct proto *p)
+{
+	return mn_ring_count(&p->port.q[0].rx) > 0 ||
+	       p->net->deadline <= proto_now_ns() + 20000;
+}
+
+uint64_t pnet_next_deadline(struct proto *p)
+{
+	return p->net->deadline;
+}
+
+/* ---- requests from applications --------------------------------------------------- */
+
+static int find_flow(struct proto *p, int ci, const struct mn_chan_flow *f)
+{
+	struct proto_net *n = p->net;
+	struct tp_tuple t = { f->src_ip, f->dst_ip, f->src_port, f->dst_port };
+	int flow = tp_flow_lookup(&n->tp, &t);
+
+	if (flow < 0) { /* the flow of a received message: swapped */
+		t = (struct tp_tuple){ f->dst_ip, f->src_ip, f->dst_port, f->src_port };
+		flow = tp_flow_lookup(&n->tp, &t);
+	}
+	return flow >= 0 && flow_channel(p, (uint32_t)flow) == ci ? flow : -ENOENT;
+}
+
+static int pick_ephemeral(struct proto *p, uint32_t lip, uint32_t rip, uint16_t rport)
+{
+	struct proto_net *n = p->net;
+	uint32_t span = (uint32_t)p->cfg.ephemeral_ports.hi - p->cfg.ephemeral_ports.lo + 1;
+
+	for (uint32_t i = 0; i < span; i++) {
+		uint16_t port = (uint16_t)(p->cfg.ephemeral_ports.lo +
+					   (n->next_eph + i) % span);
+		struct tp_tuple t = { lip, rip, port, rport };
+
+		if (tp_flow_lookup(&n->tp, &t) < 0) {
+			n->next_eph = (uint16_t)((n->next_eph + i + 1) % span);
+			return port;
+		}
+	}
+	return -EADDRINUSE;
+}
+
+int pnet_connect(struct proto *p, int ci, const struct mn_tenant_connect *req,
+		 struct mn_chan_flow *flow)
+{
+	struct proto_net *n = p->net;
+	uint32_t lip = req->local_ip ? req->local_ip : p->cfg.ip;
+	uint8_t mac[6];
+	int port, f, err;
+	struct tp_tuple t;
+
+	if (req->remote_ip == 0 || req->remote_port == 0 || (req->flags & ~0u))
+		return -EINVAL;
+	if (lip != p->cfg.ip)
+		return -EADDRNOTAVAIL;
+	port = req->local_port ? req->local_port :
+				 pick_ephemeral(p, lip, req->remote_ip, req->remote_port);
+	if (port < 0)
+		return port;
+	if (!neigh_find(p, req->remote_ip)) {
+		/* Synchronous, bounded by nicd's ARP timeout (known limit). */
+		err = portc_resolve(&p->port, req->remote_ip, mac, RESOLVE_MS);
+		if (err)
+			return err == -ENOTCONN ? -EAGAIN : -EHOSTUNREACH;
+		neigh_learn(p, req->remote_ip, mac);
+	}
+	t = (struct tp_tuple){ lip, req->remote_ip, (uint16_t)port, req->remote_port };
+	f = tp_connect(&n->tp, &t, proto_now_ns());
+	n->timers_dirty = true;
+	if (f < 0)
+		return f == -ENOSPC ? -EMFILE : f;
+	n->flows[f] = (struct pflow){ .ci = ci, .connecting = true };
+	*flow = (struct mn_chan_flow){ lip, req->remote_ip, (uint16_t)port, req->remote_port };
+	return -EINPROGRESS;
+}
+
+int pnet_listen(struct proto *p, uint32_t ip, uint16_t port)
+{
+	int err = tp_listen(&p->net->tp, ip, port);
+
+	return err == -EEXIST ? 0 : err;
+}
+
+int pnet_close_flow(struct proto *p, int ci, const struct mn_chan_flow *flow)
+{
+	int f = find_flow(p, ci, flow), err;
+
+	if (f < 0)
+		return -ENOENT;
+	err = tp_close(&p->net->tp, (uint32_t)f, proto_now_ns());
+	p->net->timers_dirty = true;
+	return err == -EALREADY ? 0 : err;
+}
+
+static uint32_t us(uint64_t ns)
+{
+	return ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(ns / 1000);
+}
+
+int pnet_flow_stats(struct proto *p, int ci, const struct mn_chan_flow *flow,
+		    struct mn_tenant_flow_stats *out)
+{
+	int f = find_flow(p, ci, flow);
+	struct tp_flow_info fi;
+
+	if (f < 0 || tp_flow_info(&p->net->tp, (uint32_t)f, &fi) != 0)
+		return -ENOENT;
+	*out = (struct mn_tenant_flow_stats){
+		.flow = chan_flow(&fi.tuple, false),
+		.state = fi.state == TP_ESTABLISHED ? MN_TENANT_FLOW_ESTABLISHED :
+			 fi.state == TP_TIME_WAIT ? MN_TENANT_FLOW_CLOSED :
+						    MN_TENANT_FLOW_CONNECTING,
+		.srtt_us = us(fi.srtt_ns),
+		.rttvar_us = us(fi.rttvar_ns),
+		.rto_us = us(fi.rto_ns),
+		.cwnd_bytes = (uint32_t)(fi.cwnd * p->net->tcfg.mss),
+		.peer_window_bytes = fi.peer_wnd * p->net->tcfg.mss,
+		.inflight_bytes = fi.inflight * p->net->tcfg.mss,
+		.tx_msgs = fi.stats.tx_msgs,
+		.tx_bytes = fi.stats.tx_bytes,
+		.rx_msgs = fi.stats.rx_msgs,
+		.rx_bytes = fi.stats.rx_bytes,
+		.tx_pkts = fi.stats.tx_pkts,
+		.rx_pkts = fi.stats.rx_pkts,
+		.retransmits = fi.stats.retx_rto + fi.stats.retx_fast,
+		.fast_retransmits = fi.stats.retx_fast,
+		.timeouts = fi.stats.rto_fired,
+	};
+	return 0;
+}
+
+void pnet_channel_gone(struct proto *p, int ci)
+{
+	struct proto_net *n = p->net;
+	uint64_t now = proto_now_ns();
+
+	if (n->stalled[ci] >= 0) {
+		msg_put(n, (uint32_t)n->stalled[ci]);
+		n->stalled[ci] = -1;
+	}
+	/* The application is gone: its flows end now (RST), their messages
+	 * with them. Buffers go with the channel's region. */
+	for (uint32_t f = 0; f < n->tcfg.max_flows; f++) {
+		if (n->flows[f].ci == ci) {
+			n->flows[f].connecting = false;
+			tp_abort(&n->tp, f, now);
+			n->flows[f] = (struct pflow){ .ci = -1 };
+		}
+	}
+	/* The aborts returned every message through the callbacks; nothing of
+	 * this channel should be left, but never leak a slot. */
+	for (uint32_t s = 0; s < n->nmsgs; s++)
+		if (n->msgs[s].ci == ci)
+			msg_put(n, s);
+	for (int i = 0; i < PROTO_MAX_LISTENS; i++)
+		if (p->listens[i].used && p->listens[i].conn == ci)
+			tp_unlisten(&n->tp, p->listens[i].ip, p->listens[i].port);
+	n->timers_dirty = true;
+}
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+static void transport_cfg(const struct proto_cfg *c, struct tp_cfg *t)
+{
+	tp_cfg_default(t);
+	t->max_flows = c->flows;
+	t->max_listen = PROTO_MAX_LISTENS;
+	t->max_msg = c->max_msg_size;
+	t->max_retries = c->max_retries;
+	t->rto_init_ns = c->rto_init_us * 1000ull;
+	t->rto_min_ns = c->rto_min_us * 1000ull;
+	t->rto_max_ns = c->rto_max_us * 1000ull;
+	t->keepalive_ns = c->keepalive_ms * 1000000ull;
+	t->idle_ns = c->idle_timeout_ms * 1000000ull;
+	t->cc.mode = c->cc == PROTO_CC_FIXED ? CC_FIXED : CC_SWIFT;
+	t->cc.fixed_cwnd = c->window;
+	t->cc.max_cwnd = c->window < t->tx_wnd ? c->window : t->tx_wnd;
+	t->cc.init_cwnd = c->init_window;
+	t->cc.target_ns = c->target_delay_us * 1000ull;
+	if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed))
+		t->seed = proto_now_ns();
+}
+
+int pnet_open(struct proto *p)
+{
+	struct proto_net *n = calloc(1, sizeof(*n));
+	size_t len;
+	int err = -ENOMEM;
+
+	if (!n)
+		return -ENOMEM;
+	p->net = n;
+	transport_cfg(&p->cfg, &n->tcfg);
+	len = tp_memsize(&n->tcfg);
+	if (len == 0) {
+		mn_err("net", "the transport settings are inconsistent (see the message above)");
+		return -EINVAL;
+	}
+	n->nmsgs = p->cfg.flows * n->tcfg.tx_msgs + p->cfg.channels * 64u;
+	n->tmem = aligned_alloc(64, (len + 63) & ~(size_t)63);
+	n->flows = calloc(n->tcfg.max_flows, sizeof(*n->flows));
+	n->msgs = calloc(n->nmsgs, sizeof(*n->msgs));
+	n->stalled = calloc(p->cfg.channels, sizeof(*n->stalled));
+	if (!n->tmem || !n->flows || !n->msgs || !n->stalled)
+		return -ENOMEM;
+	for (uint32_t f = 0; f < n->tcfg.max_flows; f++)
+		n->flows[f].ci = -1;
+	for (uint32_t s = 0; s < n->nmsgs; s++)
+		n->msgs[s] = (struct pmsg){ .ci = -1, .next_free = s + 1 < n->nmsgs ? s + 1 : UINT32_MAX };
+	for (uint32_t ci = 0; ci < p->cfg.channels; ci++)
+		n->stalled[ci] = -1;
+	err = tp_init(&n->tp, n->tmem, len, &n->tcfg, &ops, p);
+	if (err)
+		return err;
+	/* Every local port of the tenant at once: listen and ephemeral. */
+	err = portc_claim(&p->port, p->cfg.ip, p->cfg.ephemeral_ports.lo,
+			  p->cfg.ephemeral_ports.hi, PROTO_CTL_TIMEOUT_MS);
+	if (err && err != -ENOTCONN) {
+		mn_err("net", "nicd refused the ephemeral ports %u-%u: %s; check [tenant.%s] ports in nicd.ini",
+		       p->cfg.ephemeral_ports.lo, p->cfg.ephemeral_ports.hi, strerror(-err),
+		       p->cfg.name);
+		return err;
+	}
+	n->deadline = UINT64_MAX;
+	mn_info("net", "transport: %u flows, %s congestion control, mss %u, %zu bytes of state",
+		n->tcfg.max_flows, proto_cc_name(p->cfg.cc), n->tcfg.mss, len);
+	return 0;
+}
+
+void pnet_close(struct proto *p)
+{
+	struct proto_net *n = p->net;
+
+	if (!n)
+		return;
+	if (n->msgs)
+		for (uint32_t s = 0; s < n->nmsgs; s++)
+			free(n->msgs[s].idx);
+	free(n->msgs);
+	free(n->flows);
+	free(n->stalled);
+	free(n->tmem);
+	free(n);
+	p->net = NULL;
+}
