@@ -22,7 +22,8 @@ check "meson install into DESTDIR" meson install -C "$build" --destdir "$dest" -
 prefix=$(meson introspect "$build" --buildoptions | python3 -c '
 import json, sys
 print({o["name"]: o["value"] for o in json.load(sys.stdin)}["prefix"])')
-for f in bin/machnet-nicd bin/machnetctl etc/machnet/nicd.ini.example \
+for f in bin/machnet-nicd bin/machnet-proto bin/machnetctl bin/hello_world \
+	etc/machnet/nicd.ini.example etc/machnet/tenant.ini.example \
 	share/doc/machnet/nicd.md share/doc/machnet/config-nicd.md; do
 	check "installs $f" test -e "$dest$prefix/$f"
 done
@@ -52,7 +53,9 @@ check "machnetctl --help runs" "$dest$prefix/bin/machnetctl" --help
 units=$(find "$dest" -name '*.service' -o -name '*@.service' | sort -u)
 check "a systemd unit is installed" test -n "$units"
 for u in $units; do
-	copy="$dest/verify-$(basename "$u")"
+	# A template is verified as one of its instances.
+	base=$(basename "$u")
+	copy="$dest/verify-${base/@.service/@demo.service}"
 	sed "s#^ExecStart=$prefix#ExecStart=$dest$prefix#" "$u" >"$copy"
 	out=$(systemd-analyze verify "$copy" 2>&1)
 	# verify has no exit status for warnings: any output about our unit fails.
