@@ -1082,6 +1082,8 @@ static int on_syn(struct tp *t, const struct tp_tuple *tu, const struct wire_hdr
 			if (f->state == TP_SYN_RCVD) {
 				take_echo(f, h);
 				send_ctrl(t, f, WIRE_SYNACK, 0, now);
+			} else {
+				t->shm->stats.syn_dup++;
 			}
 			return 0;
 		}
@@ -1290,7 +1292,8 @@ static uint64_t flow_timers(struct tp *t, struct tp_flow *f, uint64_t now)
 	uint64_t next = UINT64_MAX;
 
 	if (c->idle_ns) {
-		if (now - f->last_rx_ns >= c->idle_ns) {
+		/* (A clock behind last_rx_ns, e.g. after adoption, is not idleness.) */
+		if (now > f->last_rx_ns && now - f->last_rx_ns >= c->idle_ns) {
 			flow_fail(t, f, TP_R_IDLE, WIRE_RST_TIMEOUT, now);
 			return UINT64_MAX;
 		}
@@ -1361,7 +1364,7 @@ void tp_cfg_default(struct tp_cfg *cfg)
 		.rx_wnd = 256,
 		.mss = WIRE_MSS_1500,
 		.max_msg = WIRE_MAX_MSG,
-		.max_retries = 10,
+		.max_retries = 15,
 		.rto_init_ns = 10000000,    /* 10 ms */
 		.rto_min_ns = 1000000,	    /* 1 ms */
 		.rto_max_ns = 1000000000,   /* 1 s */
@@ -1747,6 +1750,7 @@ int tp_flow_info(const struct tp *t, uint32_t flow, struct tp_flow_info *out)
 void tp_stats(const struct tp *t, struct tp_stats *out)
 {
 	*out = t->shm->stats;
+	out->flows_active = t->shm->nflows;
 }
 
 const char *tp_event_name(enum tp_event ev)

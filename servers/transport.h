@@ -9,7 +9,8 @@
  * protocol; this header describes the code.
  *
  * Pure C: no I/O, no clock, no allocation, no heap pointers in its state.
- *  - Time comes in as now_ns arguments (any monotonic nanosecond clock).
+ *  - Time comes in as now_ns arguments (a monotonic nanosecond clock:
+ *    CLOCK_MONOTONIC, which a restarted process on the same boot shares).
  *  - Packets go out, and message bytes move, through callbacks
  *    (struct tp_ops): the core never touches a message buffer.
  *  - All state lives in one caller-provided memory block (tp_memsize()),
@@ -172,6 +173,7 @@ struct tp_stats {
 	uint64_t syn_no_listener;	  /* SYN refused: nobody listens (RST) */
 	uint64_t syn_no_slot;		  /* SYN refused: no free flow (RST) */
 	uint64_t syn_challenged;	  /* SYN for a live 4-tuple: challenge ACK sent */
+	uint64_t syn_dup;		  /* SYN of a flow already up (ignored) */
 	uint64_t halfopen_dropped;	  /* SYN_RCVD flows that timed out or were reset */
 	uint64_t tw_reclaimed;		  /* TIME_WAIT slots taken early for new flows */
 	uint64_t rst_sent;
@@ -179,6 +181,7 @@ struct tp_stats {
 	uint64_t flows_opened;
 	uint64_t flows_closed;
 	uint64_t flows_failed;
+	uint64_t flows_active;		  /* gauge: slots not free (TIME_WAIT included) */
 };
 
 /* Counters of one flow. Drops are by reason; nothing is dropped uncounted. */
