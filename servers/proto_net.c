@@ -54,6 +54,7 @@ struct proto_net {
 	int *stalled;	   /* per channel: a tx message slot the transport refused (-EAGAIN), or -1 */
 	uint64_t deadline; /* next transport timer */
 	bool timers_dirty;
+	uint64_t port_checked; /* last look for a nicd hang-up */
 	uint16_t next_eph;
 	uint64_t rx_not_udp;
 	uint64_t deliver_full;
@@ -516,7 +517,11 @@ unsigned int pnet_poll(struct proto *p)
 	uint64_t now = proto_now_ns();
 	unsigned int work;
 
-	portc_check(&p->port);
+	/* A hang-up check is a syscall: once a millisecond is plenty. */
+	if (now - n->port_checked >= 1000000ull) {
+		portc_check(&p->port);
+		n->port_checked = now;
+	}
 	work = rx_frames(p, now) + channels(p, now);
 	if (n->timers_dirty || now >= n->deadline) {
 		n->deadline = tp_timer(&n->tp, now);
