@@ -714,6 +714,14 @@ static void transport_cfg(const struct proto_cfg *c, struct tp_cfg *t)
 	t->cc.max_cwnd = c->window < t->tx_wnd ? c->window : t->tx_wnd;
 	t->cc.init_cwnd = c->init_window;
 	t->cc.target_ns = c->target_delay_us * 1000ull;
+	/*
+	 * Swift may shrink a window below one packet and pace (incast). On
+	 * shared vCPUs a scheduling hiccup inflates one RTT sample to
+	 * milliseconds, and at cwnd 0.01 the pacing gap (100 x srtt) stalled
+	 * flows for seconds (seen in msg_gen). One packet per RTT is the floor
+	 * here until the incast case is measured on real hardware.
+	 */
+	t->cc.min_cwnd = 1.0;
 	if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed))
 		t->seed = proto_now_ns();
 }
