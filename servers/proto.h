@@ -68,6 +68,7 @@ struct proto {
 	uint64_t server_gen;
 	uint64_t start_ns;
 	volatile int stop;
+	volatile int dump;	/* SIGUSR1: log counters at the next pass */
 };
 
 uint64_t proto_now_ns(void);
@@ -101,6 +102,8 @@ void pnet_channel_gone(struct proto *p, int ci);
 bool pnet_pending(struct proto *p);
 /* The transport's next timer (monotonic ns; UINT64_MAX: none). */
 uint64_t pnet_next_deadline(struct proto *p);
+/* Log the transport's counters and every flow's figures (SIGUSR1). */
+void pnet_dump(struct proto *p);
 /* Accept connections to (ip, port) (ip 0: any of ours). */
 int pnet_listen(struct proto *p, uint32_t ip, uint16_t port);
 

@@ -24,8 +24,11 @@ static struct proto *the_proto;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	if (the_proto)
+	if (!the_proto)
+		return;
+	if (sig == SIGUSR1)
+		the_proto->dump = 1;
+	else
 		the_proto->stop = 1;
 }
 
@@ -58,7 +61,13 @@ static void run(struct proto *p)
 
 	while (!p->stop) {
 		unsigned int work = pnet_poll(p);
-		uint64_t now = proto_now_ns();
+		uint64_t now;
+
+		if (p->dump) {
+			p->dump = 0;
+			pnet_dump(p);
+		}
+		now = proto_now_ns();
 
 		if (now - last_ctl >= CTL_EVERY_NS) {
 			pctl_poll(p, 0);
@@ -133,6 +142,7 @@ int main(int argc, char **argv)
 	the_proto = &p;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	p.listen_fd = p.epfd = -1;
 	rc = setup(&p);

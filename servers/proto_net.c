@@ -695,6 +695,46 @@ void pnet_channel_gone(struct proto *p, int ci)
 	n->timers_dirty = true;
 }
 
+/* ---- diagnostics ------------------------------------------------------------------- */
+
+void pnet_dump(struct proto *p)
+{
+	struct proto_net *n = p->net;
+	struct tp_stats st;
+	unsigned int shown = 0;
+
+	tp_stats(&n->tp, &st);
+	mn_info("net", "transport: rx %" PRIu64 " pkts, no flow %" PRIu64 ", bad tuple %" PRIu64
+		", bad conn %" PRIu64 ", bad state %" PRIu64 ", rst sent %" PRIu64 ", tx fail %" PRIu64
+		", flows opened %" PRIu64 " closed %" PRIu64 " failed %" PRIu64,
+		st.rx_pkts, st.rx_no_flow, st.rx_bad_tuple, st.rx_bad_conn, st.rx_bad_state,
+		st.rst_sent, st.tx_fail, st.flows_opened, st.flows_closed, st.flows_failed);
+	mn_info("net", "glue: rx not udp %" PRIu64 ", deliveries refused (rx full) %" PRIu64
+		", sends without a next hop %" PRIu64, n->rx_not_udp, n->deliver_full, n->no_neigh);
+	for (uint32_t f = 0; f < n->tcfg.max_flows && shown < 64; f++) {
+		struct tp_flow_info fi;
+		const struct tp_flow_stats *fs = &fi.stats;
+
+		if (tp_flow_info(&n->tp, f, &fi) != 0)
+			continue;
+		shown++;
+		mn_info("net", "flow %" PRIu32 " %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u state %" PRIu32
+			" channel %d: srtt %" PRIu64 " us rto %" PRIu64 " us cwnd %.2f inflight %" PRIu32
+			" queued %" PRIu32 " peer_wnd %" PRIu32 "; tx %" PRIu64 " pkts %" PRIu64
+			" msgs, retx rto %" PRIu64 " fast %" PRIu64 ", rto fired %" PRIu64
+			"; rx %" PRIu64 " pkts %" PRIu64 " msgs, dup %" PRIu64 " ooo %" PRIu64
+			" beyond wnd %" PRIu64 " nobuf %" PRIu64 " bad msg %" PRIu64 " bad ack %" PRIu64,
+			f, fi.tuple.local_ip >> 24, (fi.tuple.local_ip >> 16) & 255,
+			(fi.tuple.local_ip >> 8) & 255, fi.tuple.local_ip & 255, fi.tuple.local_port,
+			fi.tuple.remote_ip >> 24, (fi.tuple.remote_ip >> 16) & 255,
+			(fi.tuple.remote_ip >> 8) & 255, fi.tuple.remote_ip & 255, fi.tuple.remote_port,
+			fi.state, n->flows[f].ci, fi.srtt_ns / 1000, fi.rto_ns / 1000, fi.cwnd,
+			fi.inflight, fi.tx_queued, fi.peer_wnd, fs->tx_pkts, fs->tx_msgs, fs->retx_rto,
+			fs->retx_fast, fs->rto_fired, fs->rx_pkts, fs->rx_msgs, fs->rx_dup, fs->rx_ooo,
+			fs->rx_beyond_wnd, fs->rx_nobuf, fs->rx_bad_msg, fs->rx_bad_ack);
+	}
+}
+
 /* ---- set-up ------------------------------------------------------------------------ */
 
 static void transport_cfg(const struct proto_cfg *c, struct tp_cfg *t)
