@@ -193,7 +193,7 @@ void proto_cfg_defaults(struct proto_cfg *c)
 	c->sleep_max_us = 1000;
 	c->channels = 64;
 	c->flows = 1024;
-	c->channel_buffers = 4096;
+	c->channel_buffers = 8192;
 	c->buffer_size = 4096;
 	c->max_msg_size = PROTO_MAX_MSG_SIZE;
 	c->frames = 4096;
@@ -203,7 +203,7 @@ void proto_cfg_defaults(struct proto_cfg *c)
 	c->rto_min_us = 1000;
 	c->rto_max_us = 1000000;
 	c->rto_init_us = 10000;
-	c->max_retries = 10;
+	c->max_retries = 15;
 	c->target_delay_us = 100;
 	c->keepalive_ms = 1000;
 	c->idle_timeout_ms = 30000;

@@ -218,9 +218,7 @@ static int on_attach(struct proto *p, int ci, const struct mn_ctl_msg *m)
 	}
 	c->attached = true;
 	c->channel_id = cp.channel_id;
-	/* A largest message must always find its buffers on fill. */
-	mn_chan_srv_refill(&c->srv, cp.nbufs / 2 > c->srv.max_chain + 32 ? cp.nbufs / 2 :
-				    (c->srv.max_chain + 32 < cp.nbufs ? c->srv.max_chain + 32 : cp.nbufs));
+	mn_chan_srv_refill(&c->srv, pnet_fill_target(&c->srv));
 	epoll_ctl(p->epfd, EPOLL_CTL_ADD, c->srv.kick_fd, &ev);
 	out = (struct mn_tenant_attached){
 		.channel_id = cp.channel_id, .nbufs = cp.nbufs, .buf_size = cp.buf_size,
@@ -346,6 +344,16 @@ static void conn_readable(struct proto *p, int ci)
 				  strerror(-err));
 }
 
+/* Empty an eventfd; the ring it stands for is read by the next pass. */
+static void drain(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing was pending. */
+	}
+}
+
 int pctl_poll(struct proto *p, int64_t timeout_ns)
 {
 	struct epoll_event ev[32];
@@ -362,7 +370,8 @@ int pctl_poll(struct proto *p, int64_t timeout_ns)
 			conn_readable(p, (int)idx);
 		else if (type == EV_KICK && p->conns[idx].attached)
 			mn_chan_srv_sleep_done(&p->conns[idx].srv);
-		/* EV_PORT: nicd's rx eventfd; the next pass reads the ring. */
+		else if (type == EV_PORT)
+			drain(p->port.rx_fd); /* level-triggered: it must be read */
 	}
 	return nev < 0 ? -errno : nev;
 }

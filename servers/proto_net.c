@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -46,7 +47,7 @@ struct pflow {
 struct proto_net {
 	struct tp tp;
 	struct tp_cfg tcfg;
-	void *tmem;
+	struct mn_region state; /* kind TENANT: the transport's state block */
 	struct pflow *flows;
 	struct pmsg *msgs;
 	uint32_t nmsgs;
@@ -408,6 +409,19 @@ static unsigned int rx_frames(struct proto *p, uint64_t now)
 
 /* ---- messages from channels -------------------------------------------------------- */
 
+/*
+ * Buffers kept on a channel's fill ring: enough for one largest message and
+ * a burst, no more. Send and receive share the pool; what is not lent for
+ * sending stays free for reassembling what arrives (8 MiB messages once
+ * starved with half the pool on fill).
+ */
+uint32_t pnet_fill_target(const struct mn_chan_srv *s)
+{
+	uint32_t want = s->max_chain + 32;
+
+	return want < s->pool.nbufs ? want : s->pool.nbufs;
+}
+
 /* Hand message slot @s to its flow; false if the transport pushes back. */
 static bool tx_submit(struct proto *p, int ci, int s, const struct mn_chan_desc *d,
 		      uint64_t now)
@@ -503,9 +517,7 @@ static unsigned int channels(struct proto *p, uint64_t now)
 			work += (unsigned int)freed;
 			rx_unblock(p, (int)ci, now);
 		}
-		mn_chan_srv_refill(&c->srv, c->srv.max_chain + 32 < c->srv.pool.nbufs / 2 ?
-						    c->srv.pool.nbufs / 2 :
-						    c->srv.max_chain + 32);
+		mn_chan_srv_refill(&c->srv, pnet_fill_target(&c->srv));
 		mn_chan_srv_wake(&c->srv);
 	}
 	return work;
@@ -782,11 +794,25 @@ int pnet_open(struct proto *p)
 		return -EINVAL;
 	}
 	n->nmsgs = p->cfg.flows * n->tcfg.tx_msgs + p->cfg.channels * 64u;
-	n->tmem = aligned_alloc(64, (len + 63) & ~(size_t)63);
+	/*
+	 * The transport's state is plain data addressed by index, in a shared
+	 * region of its own, so that a restarted server can adopt it (a later
+	 * step: today each start formats it afresh).
+	 */
+	{
+		struct mn_region_spec spec = { .kind = MN_REGION_KIND_TENANT, .nsections = 1,
+					       .sec = { { 1, len } } };
+		char name[64];
+
+		snprintf(name, sizeof(name), "machnet-state-%s", p->cfg.name);
+		err = mn_region_create(&n->state, name, &spec, 0);
+		if (err)
+			return err;
+	}
 	n->flows = calloc(n->tcfg.max_flows, sizeof(*n->flows));
 	n->msgs = calloc(n->nmsgs, sizeof(*n->msgs));
 	n->stalled = calloc(p->cfg.channels, sizeof(*n->stalled));
-	if (!n->tmem || !n->flows || !n->msgs || !n->stalled)
+	if (!n->flows || !n->msgs || !n->stalled)
 		return -ENOMEM;
 	for (uint32_t f = 0; f < n->tcfg.max_flows; f++)
 		n->flows[f].ci = -1;
@@ -794,7 +820,7 @@ int pnet_open(struct proto *p)
 		n->msgs[s] = (struct pmsg){ .ci = -1, .next_free = s + 1 < n->nmsgs ? s + 1 : UINT32_MAX };
 	for (uint32_t ci = 0; ci < p->cfg.channels; ci++)
 		n->stalled[ci] = -1;
-	err = tp_init(&n->tp, n->tmem, len, &n->tcfg, &ops, p);
+	err = tp_init(&n->tp, mn_region_section(&n->state, 0, NULL), len, &n->tcfg, &ops, p);
 	if (err)
 		return err;
 	/* Every local port of the tenant at once: listen and ephemeral. */
@@ -824,7 +850,7 @@ void pnet_close(struct proto *p)
 	free(n->msgs);
 	free(n->flows);
 	free(n->stalled);
-	free(n->tmem);
+	mn_region_unmap(&n->state);
 	free(n);
 	p->net = NULL;
 }

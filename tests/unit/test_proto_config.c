@@ -189,7 +189,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.sleep_max_us, 1000);
 	assert_int_equal(c.channels, 64);
 	assert_int_equal(c.flows, 1024);
-	assert_int_equal(c.channel_buffers, 4096);
+	assert_int_equal(c.channel_buffers, 8192);
 	assert_int_equal(c.buffer_size, 4096);
 	assert_int_equal(c.max_msg_size, 8388608);
 	assert_int_equal(c.frames, 4096);
@@ -199,7 +199,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.rto_min_us, 1000);
 	assert_int_equal(c.rto_max_us, 1000000);
 	assert_int_equal(c.rto_init_us, 10000);
-	assert_int_equal(c.max_retries, 10);
+	assert_int_equal(c.max_retries, 15);
 	assert_int_equal(c.target_delay_us, 100);
 	assert_int_equal(c.keepalive_ms, 1000);
 	assert_int_equal(c.idle_timeout_ms, 30000);
@@ -1163,7 +1163,7 @@ static void test_usage_lists_every_file_key(void **state)
 	}
 	assert_non_null(strstr(buf, "  name            required: "));
 	assert_non_null(strstr(buf, "  channels        1..1024, default 64: "));
-	assert_non_null(strstr(buf, "16..1048576, power of two, default 4096: "));
+	assert_non_null(strstr(buf, "16..1048576, power of two, default 8192: "));
 	assert_non_null(strstr(buf, "64..1048576, multiple of 64, default 4096: "));
 	assert_non_null(strstr(buf, "  listen_ports    default 5000-5999: "));
 	assert_non_null(strstr(buf, "  app_uid         default any: "));
