@@ -29,6 +29,12 @@
  * server signals. Send back-pressure (-1 with EAGAIN or ENOBUFS) is handled
  * by receiving (or waiting 1 ms) and retrying.
  *
+ * Signals: SIGINT/SIGTERM stop sending; the client waits up to 2 s for
+ * what is outstanding, then prints its summary (a second signal: at once).
+ * SIGUSR1 prints every flow's figures from the protocol server
+ * (machnet_flow_stats()) to stderr; a client that gives up (--timeout) or
+ * stops with messages outstanding prints them too.
+ *
  * Exit status: 0 when every message sent came back (and verified, with
  * --verify) and no flow failed; 1 otherwise; 2 on a usage error.
  * The tenant comes from MACHNET_TENANT, the runtime dir from
@@ -74,6 +80,7 @@ struct opts {
 	bool verify;
 	bool json;
 	bool quiet;
+	uint64_t corrupt_every; /* server, for testing --verify: 0 never */
 };
 
 static void usage(FILE *f)
@@ -98,8 +105,11 @@ static void usage(FILE *f)
 		"  --json              final summary as one JSON object on stdout\n"
 		"                      (the once-a-second lines then go to stderr)\n"
 		"  --quiet             no once-a-second lines\n"
+		"  --corrupt_every N   server: flip one byte in every N-th echo (to test --verify)\n"
 		"  --help              this text\n"
 		"RTT: CLOCK_MONOTONIC from send to echo, stamps kept per outstanding message.\n"
+		"SIGINT/SIGTERM: stop sending, wait <= 2 s for the echoes, print the summary.\n"
+		"SIGUSR1: print every flow's figures from the protocol server to stderr.\n"
 		"Exit: 0 if every message sent came back (and verified), 1 if not, 2 usage.\n"
 		"Environment: MACHNET_TENANT (default \"default\"), MACHNET_RUNTIME_DIR.\n",
 		DEFAULT_PORT, DEFAULT_PORT, MACHNET_MSG_MAX_LEN);
@@ -137,7 +147,7 @@ static int parse(int argc, char **argv, struct opts *o)
 {
 	enum {
 		O_LIP = 256, O_RIP, O_LPORT, O_RPORT, O_SIZE, O_WIN, O_NR, O_VERIFY, O_FLOWS,
-		O_DUR, O_JSON, O_QUIET, O_TIMEOUT,
+		O_DUR, O_JSON, O_QUIET, O_TIMEOUT, O_CORRUPT,
 	};
 	static const struct option lo[] = {
 		{ "local_ip", 1, 0, O_LIP },	{ "remote_ip", 1, 0, O_RIP },
@@ -146,7 +156,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "msg_nr", 1, 0, O_NR },	{ "verify", 0, 0, O_VERIFY },
 		{ "flows", 1, 0, O_FLOWS },	{ "duration", 1, 0, O_DUR },
 		{ "json", 0, 0, O_JSON },	{ "quiet", 0, 0, O_QUIET },
-		{ "timeout", 1, 0, O_TIMEOUT }, { "help", 0, 0, 'h' },
+		{ "timeout", 1, 0, O_TIMEOUT }, { "corrupt_every", 1, 0, O_CORRUPT },
+		{ "help", 0, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	struct in_addr a;
@@ -198,6 +209,11 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_TIMEOUT:
 			if (parse_secs(optarg, &o->stall_s))
 				bad = "--timeout: seconds > 0";
+			break;
+		case O_CORRUPT:
+			if (parse_u64(optarg, 1, UINT64_MAX / 2, &v))
+				bad = "--corrupt_every: a positive number";
+			o->corrupt_every = v;
 			break;
 		case O_VERIFY: o->verify = true; break;
 		case O_JSON: o->json = true; break;
@@ -527,6 +543,8 @@ static int run_server(const struct opts *o)
 		if (n > 0) {
 			rx++;
 			rx_bytes += (uint64_t)n;
+			if (o->corrupt_every && rx % o->corrupt_every == 0)
+				buf[(rx / o->corrupt_every) % (uint64_t)n] ^= 0x5a;
 			back = (MachnetFlow_t){ flow.dst_ip, flow.src_ip, flow.dst_port, flow.src_port };
 			if (nseen < 64 && (nseen == 0 || memcmp(&seen[nseen - 1], &back, sizeof(back)))) {
 				unsigned k;
