@@ -104,6 +104,8 @@ bool pnet_pending(struct proto *p);
 uint64_t pnet_next_deadline(struct proto *p);
 /* Buffers to keep on a channel's fill ring. */
 uint32_t pnet_fill_target(const struct mn_chan_srv *s);
+/* Top up a channel's fill ring, keeping the receive reserve. */
+void pnet_refill(struct mn_chan_srv *s);
 /* Log the transport's counters and every flow's figures (SIGUSR1). */
 void pnet_dump(struct proto *p);
 /* Accept connections to (ip, port) (ip 0: any of ours). */

@@ -218,7 +218,7 @@ static int on_attach(struct proto *p, int ci, const struct mn_ctl_msg *m)
 	}
 	c->attached = true;
 	c->channel_id = cp.channel_id;
-	mn_chan_srv_refill(&c->srv, pnet_fill_target(&c->srv));
+	pnet_refill(&c->srv);
 	epoll_ctl(p->epfd, EPOLL_CTL_ADD, c->srv.kick_fd, &ev);
 	out = (struct mn_tenant_attached){
 		.channel_id = cp.channel_id, .nbufs = cp.nbufs, .buf_size = cp.buf_size,

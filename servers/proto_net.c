@@ -56,6 +56,7 @@ struct proto_net {
 	uint64_t deadline; /* next transport timer */
 	bool timers_dirty;
 	uint64_t port_checked; /* last look for a nicd hang-up */
+	uint32_t rx_blocked;   /* flows waiting for receive buffers */
 	uint16_t next_eph;
 	uint64_t rx_not_udp;
 	uint64_t deliver_full;
@@ -235,7 +236,10 @@ static int cb_rx_msg_alloc(void *ctx, uint32_t flow, uint32_t msg_len, uint64_t 
 	*handle = (uint64_t)s;
 	return 0;
 blocked:
-	n->flows[flow].rx_blocked = true;
+	if (!n->flows[flow].rx_blocked) {
+		n->flows[flow].rx_blocked = true;
+		n->rx_blocked++;
+	}
 	return -ENOBUFS;
 }
 
@@ -362,6 +366,8 @@ static void cb_flow_event(void *ctx, uint32_t flow, enum tp_event ev, enum tp_re
 			post(p, ci, MN_CHAN_EV_CLOSED, &fi.tuple, 0);
 		else
 			post(p, ci, MN_CHAN_EV_FAILED, &fi.tuple, reason_errno(reason));
+		if (pf->rx_blocked)
+			n->rx_blocked--;
 		*pf = (struct pflow){ .ci = -1 };
 		return;
 	}
@@ -420,6 +426,27 @@ uint32_t pnet_fill_target(const struct mn_chan_srv *s)
 	uint32_t want = s->max_chain + 32;
 
 	return want < s->pool.nbufs ? want : s->pool.nbufs;
+}
+
+/*
+ * Top up fill, but never lend the last max_chain free buffers: they are
+ * the receive reserve. Without it both ends of an 8 MiB window-32 run
+ * filled their pools with their own queued sends, neither could take the
+ * other's next message, and the flows deadlocked. Now a sender runs out of
+ * fill buffers first (back-pressure: ENOBUFS in libmachnet) and receiving
+ * always has room for one whole message.
+ */
+void pnet_refill(struct mn_chan_srv *s)
+{
+	uint32_t nfree = mn_pool_nfree(&s->pool), reserve = s->max_chain;
+	uint32_t lendable = nfree > reserve ? nfree - reserve : 0, target = pnet_fill_target(s);
+	int pending = mn_ring_count(&s->fill);
+
+	if (pending < 0)
+		return;
+	if (target > (uint32_t)pending + lendable)
+		target = (uint32_t)pending + lendable;
+	mn_chan_srv_refill(s, target);
 }
 
 /* Hand message slot @s to its flow; false if the transport pushes back. */
@@ -495,6 +522,7 @@ static void rx_unblock(struct proto *p, int ci, uint64_t now)
 	for (uint32_t f = 0; f < n->tcfg.max_flows; f++) {
 		if (n->flows[f].ci == ci && n->flows[f].rx_blocked) {
 			n->flows[f].rx_blocked = false;
+			n->rx_blocked--;
 			tp_rx_ready(&n->tp, f, now);
 			n->timers_dirty = true;
 		}
@@ -513,11 +541,13 @@ static unsigned int channels(struct proto *p, uint64_t now)
 			continue;
 		work += tx_channel(p, (int)ci, now);
 		freed = mn_chan_srv_free_poll(&c->srv, 256);
-		if (freed > 0) {
+		if (freed > 0)
 			work += (unsigned int)freed;
+		/* Buffers also come back when sends complete: retry blocked
+		 * receives whenever one whole message would fit again. */
+		if (p->net->rx_blocked && mn_pool_nfree(&c->srv.pool) >= c->srv.max_chain)
 			rx_unblock(p, (int)ci, now);
-		}
-		mn_chan_srv_refill(&c->srv, pnet_fill_target(&c->srv));
+		pnet_refill(&c->srv);
 		mn_chan_srv_wake(&c->srv);
 	}
 	return work;
@@ -693,6 +723,8 @@ void pnet_channel_gone(struct proto *p, int ci)
 		if (n->flows[f].ci == ci) {
 			n->flows[f].connecting = false;
 			tp_abort(&n->tp, f, now);
+			if (n->flows[f].rx_blocked)
+				n->rx_blocked--;
 			n->flows[f] = (struct pflow){ .ci = -1 };
 		}
 	}
