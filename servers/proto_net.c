@@ -29,14 +29,24 @@
 #define ETH_IP_UDP 42u
 #define RESOLVE_MS 1000
 
+/*
+ * A message the transport holds (its handle is the slot index). Plain data
+ * in the tenant state region, like the transport's own state: the chain is
+ * named by its channel and first buffer, its links live in the channel's
+ * region, so a restarted server can find every unacknowledged or
+ * half-reassembled message again. The per-slot index array (idx[] in
+ * struct proto_net) is only a process-local cache of the chain.
+ */
 struct pmsg {
-	int ci;		/* channel; -1: free slot */
-	uint32_t n;	/* buffers */
-	uint32_t len;
-	uint32_t *idx;
+	int32_t ci;	     /* channel slot; -1: free slot */
+	uint32_t channel_id; /* the channel's id (stable across a restart) */
+	uint32_t n;	     /* buffers */
+	uint32_t len;	     /* bytes */
+	uint32_t first;	     /* first buffer of the chain */
 	uint32_t next_free;
 	struct mn_chan_desc d; /* tx: the descriptor, for a retry or a refusal */
 };
+_Static_assert(sizeof(struct pmsg) == 24 + sizeof(struct mn_chan_desc), "pmsg is shared state");
 
 struct pflow {
 	int ci;		/* owning channel, -1 */
@@ -49,7 +59,8 @@ struct proto_net {
 	struct tp_cfg tcfg;
 	struct mn_region state; /* kind TENANT: the transport's state block */
 	struct pflow *flows;
-	struct pmsg *msgs;
+	struct pmsg *msgs;	/* in the state region */
+	uint32_t **idx;		/* process-local chain caches, one per slot */
 	uint32_t nmsgs;
 	uint32_t free_head;
 	int *stalled;	   /* per channel: a tx message slot the transport refused (-EAGAIN), or -1 */
@@ -73,8 +84,8 @@ static int msg_get(struct proto_net *n, int ci, uint32_t count)
 	if (s == UINT32_MAX)
 		return -ENOBUFS;
 	m = &n->msgs[s];
-	m->idx = malloc((size_t)count * sizeof(*m->idx));
-	if (!m->idx)
+	n->idx[s] = malloc((size_t)count * sizeof(**n->idx));
+	if (!n->idx[s])
 		return -ENOMEM;
 	n->free_head = m->next_free;
 	m->ci = ci;
@@ -86,7 +97,8 @@ static void msg_put(struct proto_net *n, uint32_t s)
 {
 	struct pmsg *m = &n->msgs[s];
 
-	free(m->idx);
+	free(n->idx[s]);
+	n->idx[s] = NULL;
 	*m = (struct pmsg){ .ci = -1, .next_free = n->free_head };
 	n->free_head = s;
 }
@@ -183,7 +195,7 @@ static int cb_send_pkt(void *ctx, uint32_t flow, const struct tp_tuple *t,
 		struct pmsg *m = &n->msgs[handle];
 		struct mn_chan_srv *s = msg_srv(p, m);
 
-		if (!s || mn_chan_chain_read(&s->view, m->idx, m->n, off,
+		if (!s || mn_chan_chain_read(&s->view, n->idx[m - n->msgs], m->n, off,
 					     f + ETH_IP_UDP + WIRE_HDR_LEN, len) != 0) {
 			portc_free(&p->port, &d);
 			return -EIO;
@@ -227,12 +239,14 @@ static int cb_rx_msg_alloc(void *ctx, uint32_t flow, uint32_t msg_len, uint64_t 
 	s = msg_get(n, ci, mn_chan_nbufs_for(msg_len, srv->payload));
 	if (s < 0)
 		goto blocked;
-	got = mn_chan_srv_chain_alloc(srv, msg_len, n->msgs[s].idx);
+	got = mn_chan_srv_chain_alloc(srv, msg_len, n->idx[s]);
 	if (got < 0) {
 		msg_put(n, (uint32_t)s);
 		goto blocked;
 	}
 	n->msgs[s].len = msg_len;
+	n->msgs[s].first = n->idx[s][0];
+	n->msgs[s].channel_id = p->conns[ci].channel_id;
 	*handle = (uint64_t)s;
 	return 0;
 blocked:
@@ -247,12 +261,13 @@ static void cb_rx_msg_write(void *ctx, uint32_t flow, uint64_t handle, uint32_t 
 			    const void *src, uint32_t len)
 {
 	struct proto *p = ctx;
-	struct pmsg *m = &p->net->msgs[handle];
+	struct proto_net *n = p->net;
+	struct pmsg *m = &n->msgs[handle];
 	struct mn_chan_srv *s = msg_srv(p, m);
 
 	(void)flow;
 	if (s)
-		mn_chan_chain_write(&s->view, m->idx, m->n, off, src, len);
+		mn_chan_chain_write(&s->view, n->idx[m - n->msgs], m->n, off, src, len);
 }
 
 static struct mn_chan_flow chan_flow(const struct tp_tuple *t, bool from_remote)
@@ -276,11 +291,11 @@ static void cb_rx_msg_deliver(void *ctx, uint32_t flow, uint64_t handle, uint32_
 		struct mn_chan_flow cf = chan_flow(&fi.tuple, true);
 
 		/* rx holds every buffer twice over: full only if events piled up. */
-		if (mn_chan_srv_deliver(s, &cf, m->idx, m->n, len, handle) != 1) {
+		if (mn_chan_srv_deliver(s, &cf, n->idx[m - n->msgs], m->n, len, handle) != 1) {
 			n->deliver_full++;
 			mn_warn_rl("net", "channel %" PRIu32 ": rx ring full, a %" PRIu32
 				   "-byte message dropped", s->id, len);
-			mn_chan_srv_chain_free(s, m->idx, m->n);
+			mn_chan_srv_chain_free(s, n->idx[m - n->msgs], m->n);
 		}
 	}
 	msg_put(n, (uint32_t)handle);
@@ -289,26 +304,28 @@ static void cb_rx_msg_deliver(void *ctx, uint32_t flow, uint64_t handle, uint32_
 static void cb_rx_msg_free(void *ctx, uint32_t flow, uint64_t handle)
 {
 	struct proto *p = ctx;
-	struct pmsg *m = &p->net->msgs[handle];
+	struct proto_net *n = p->net;
+	struct pmsg *m = &n->msgs[handle];
 	struct mn_chan_srv *s = msg_srv(p, m);
 
 	(void)flow;
 	if (s)
-		mn_chan_srv_chain_free(s, m->idx, m->n);
-	msg_put(p->net, (uint32_t)handle);
+		mn_chan_srv_chain_free(s, n->idx[m - n->msgs], m->n);
+	msg_put(n, (uint32_t)handle);
 }
 
 static void cb_tx_msg_done(void *ctx, uint32_t flow, uint64_t handle, int status)
 {
 	struct proto *p = ctx;
-	struct pmsg *m = &p->net->msgs[handle];
+	struct proto_net *n = p->net;
+	struct pmsg *m = &n->msgs[handle];
 	struct mn_chan_srv *s = msg_srv(p, m);
 
 	(void)flow;
 	(void)status; /* a failure reaches the application as the flow's event */
 	if (s)
-		mn_chan_srv_chain_free(s, m->idx, m->n);
-	msg_put(p->net, (uint32_t)handle);
+		mn_chan_srv_chain_free(s, n->idx[m - n->msgs], m->n);
+	msg_put(n, (uint32_t)handle);
 }
 
 static int reason_errno(enum tp_reason r)
@@ -467,7 +484,7 @@ static bool tx_submit(struct proto *p, int ci, int s, const struct mn_chan_desc 
 	}
 	if (err) {
 		mn_chan_srv_post(&p->conns[ci].srv, MN_CHAN_EV_TX_REFUSED, &d->flow, err, d->cookie);
-		mn_chan_srv_chain_free(&p->conns[ci].srv, n->msgs[s].idx, n->msgs[s].n);
+		mn_chan_srv_chain_free(&p->conns[ci].srv, n->idx[s], n->msgs[s].n);
 		msg_put(n, (uint32_t)s);
 	}
 	return true;
@@ -504,8 +521,10 @@ static unsigned int tx_channel(struct proto *p, int ci, uint64_t now)
 			mn_chan_srv_chain_free(&c->srv, c->idx, d.nbufs);
 			continue;
 		}
-		memcpy(n->msgs[s].idx, c->idx, d.nbufs * sizeof(*c->idx));
+		memcpy(n->idx[s], c->idx, d.nbufs * sizeof(*c->idx));
 		n->msgs[s].len = d.len;
+		n->msgs[s].first = d.idx;
+		n->msgs[s].channel_id = c->channel_id;
 		n->msgs[s].d = d;
 		if (!tx_submit(p, ci, s, &d, now)) {
 			n->stalled[ci] = s;
@@ -832,8 +851,10 @@ int pnet_open(struct proto *p)
 	 * step: today each start formats it afresh).
 	 */
 	{
-		struct mn_region_spec spec = { .kind = MN_REGION_KIND_TENANT, .nsections = 1,
-					       .sec = { { 1, len } } };
+		struct mn_region_spec spec = {
+			.kind = MN_REGION_KIND_TENANT, .nsections = 2,
+			.sec = { { 1, len }, { 2, (uint64_t)n->nmsgs * sizeof(struct pmsg) } },
+		};
 		char name[64];
 
 		snprintf(name, sizeof(name), "machnet-state-%s", p->cfg.name);
@@ -842,9 +863,10 @@ int pnet_open(struct proto *p)
 			return err;
 	}
 	n->flows = calloc(n->tcfg.max_flows, sizeof(*n->flows));
-	n->msgs = calloc(n->nmsgs, sizeof(*n->msgs));
+	n->msgs = mn_region_section(&n->state, 1, NULL);
+	n->idx = calloc(n->nmsgs, sizeof(*n->idx));
 	n->stalled = calloc(p->cfg.channels, sizeof(*n->stalled));
-	if (!n->flows || !n->msgs || !n->stalled)
+	if (!n->flows || !n->idx || !n->stalled)
 		return -ENOMEM;
 	for (uint32_t f = 0; f < n->tcfg.max_flows; f++)
 		n->flows[f].ci = -1;
@@ -876,10 +898,10 @@ void pnet_close(struct proto *p)
 
 	if (!n)
 		return;
-	if (n->msgs)
+	if (n->idx)
 		for (uint32_t s = 0; s < n->nmsgs; s++)
-			free(n->msgs[s].idx);
-	free(n->msgs);
+			free(n->idx[s]);
+	free(n->idx);
 	free(n->flows);
 	free(n->stalled);
 	mn_region_unmap(&n->state);
