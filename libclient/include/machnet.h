@@ -274,6 +274,7 @@ int machnet_channel_fd(const void *channel_ctx);
  * On 1, *@flow is the flow (src = local end) and *@reason a positive errno:
  *   ETIMEDOUT     the peer stopped answering (retry limit, idle timeout)
  *   ECONNRESET    the peer reset the flow (it restarted, or closed abruptly)
+ *   ECONNABORTED  the flow was aborted: the application at one end went away
  *   EPIPE         the peer closed the flow (orderly)
  *   EHOSTUNREACH  the peer's address did not resolve
  *   ENOTCONN      a message was sent on a flow the server does not know
