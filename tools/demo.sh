@@ -5,7 +5,8 @@
 #
 # installs the packages, builds, makes two hosts (network namespaces joined
 # by a veth pair, both interfaces owned by DPDK through af_xdp), starts
-# machnet-nicd and one protocol server (tenant "default") on each, runs
+# machnet-nicd and one protocol server (tenant "default", started with
+# `machnetctl tenant start`) on each, runs
 # hello_world and a 10-second msg_gen between them, prints the results and
 # nicd's counters, and tears everything down (also on Ctrl-C or failure).
 #
@@ -33,7 +34,20 @@ ninja -C "$build" >/dev/null
 work=$(mktemp -d /tmp/machnet-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 tb_up 2 --dpdk-hosts 1,2
-trap 'tb_down; rm -rf "$work"' EXIT
+ctl() { # ctl I ARGS...: machnetctl for host I, inside its namespace
+	local i=$1 ns; shift
+	ns=TB_NS_$i
+	ip netns exec "${!ns}" "$build/tools/machnetctl" --runtime-dir "$work/host$i" \
+		--config-dir "$work/host$i" "$@"
+}
+stop_tenants() { # stop the protocol servers that machnetctl started
+	local i
+	for i in 1 2; do
+		[ -e "$work/host$i/default.pid" ] && ctl "$i" tenant stop default >/dev/null 2>&1
+	done
+	return 0
+}
+trap 'stop_tenants; tb_down; rm -rf "$work"' EXIT
 
 start_host() { # start_host I: nicd and the tenant's protocol server in host I
 	local i=$1 ns ifc ip fp rt
@@ -52,7 +66,7 @@ start_host() { # start_host I: nicd and the tenant's protocol server in host I
 	ip = ${!ip}
 	ports = 800-999, 40000-40999
 	INI
-	cat >"$rt/tenant.ini" <<-INI
+	cat >"$rt/default.ini" <<-INI
 	[tenant]
 	name = default
 	runtime_dir = $rt
@@ -63,9 +77,9 @@ start_host() { # start_host I: nicd and the tenant's protocol server in host I
 	ip netns exec "${!ns}" "$build/drivers/machnet-nicd" -c "$rt/nicd.ini" >"$rt/nicd.log" 2>&1 &
 	for _ in $(seq 100); do [ -S "$rt/nicd.sock" ] && break; sleep 0.1; done
 	[ -S "$rt/nicd.sock" ] || { tail "$rt/nicd.log"; echo "demo.sh: nicd did not start" >&2; exit 1; }
-	ip netns exec "${!ns}" "$build/servers/machnet-proto" -c "$rt/tenant.ini" >"$rt/proto.log" 2>&1 &
-	for _ in $(seq 100); do [ -S "$rt/default.sock" ] && break; sleep 0.1; done
-	[ -S "$rt/default.sock" ] || { tail "$rt/proto.log"; echo "demo.sh: machnet-proto did not start" >&2; exit 1; }
+	# machnet-proto for tenant "default" from $rt/default.ini; log in $rt/default.log
+	ctl "$i" tenant start default | sed 's/^/  /' ||
+		{ echo "demo.sh: machnet-proto did not start" >&2; exit 1; }
 	echo "host $i: ${!ip} on ${!ifc} (namespace ${!ns}): machnet-nicd and machnet-proto up"
 }
 
@@ -97,4 +111,8 @@ app 1 timeout $((seconds + 20)) "$build/tools/msg_gen" --local_ip "$TB_IP_1" \
 say "machnetctl stats (host 1's machnet-nicd)"
 "$build/tools/machnetctl" --runtime-dir "$work/host1" stats
 
+say "machnetctl tenant list (host 1)"
+ctl 1 tenant list
+
 say "done: tearing down"
+for i in 1 2; do ctl "$i" tenant stop default | sed 's/^/  /'; done

@@ -1,14 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * machnetctl: the admin CLI. This first version talks to machnet-nicd:
- *   status          is nicd up; version, device, addresses, poll mode
- *   stats [--json]  port, queue and tenant counters, drops by reason
- * Exit codes: 0 ok, 1 the server answered with an error, 2 usage,
- * 3 nicd not running, 4 permission denied.
+ * machnetctl: the admin CLI. It talks to machnet-nicd and manages the
+ * protocol servers (machnet-proto, one per tenant):
+ *   status                 is nicd up; version, device, addresses, poll mode
+ *   stats [--json]         port, queue and tenant counters, drops by reason
+ *   tenant start NAME      spawn machnet-proto -c CONFIG_DIR/NAME.ini, detached
+ *                          (log DIR/NAME.log, pid DIR/NAME.pid), wait until
+ *                          DIR/NAME.sock answers HELLO + PING (5 s)
+ *   tenant stop NAME       SIGTERM it (SIGKILL after 5 s), remove the pid file
+ *   tenant restart NAME    stop (if running), then start
+ *   tenant list [NAME]     tenants found in DIR / CONFIG_DIR: up/down, pid, uptime
+ * Under systemd (machnet-proto@NAME active), start/stop/restart go through
+ * systemctl instead.
+ * Exit codes: 0 ok, 1 the server answered with an error (or a tenant did
+ * not come up), 2 usage, 3 not running (nicd, or the tenant for stop),
+ * 4 permission denied.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,12 +38,15 @@
 #include "ctl.h"
 #include "log.h"
 #include "port.h"
+#include "tenant.h"
 
 #ifndef MACHNET_VERSION
 #define MACHNET_VERSION "0.1.0"
 #endif
 
 #define TIMEOUT_MS 2000
+#define TENANT_WAIT_MS 5000
+#define PROTO_TENANTS_DIR "/etc/machnet/tenants" /* as servers/proto_config.h */
 #define EXIT_ERR 1
 #define EXIT_USAGE 2
 #define EXIT_DOWN 3
@@ -35,15 +57,26 @@ static const char *const poll_names[] = { "busy", "yield", "adaptive" };
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: machnetctl [--runtime-dir DIR] COMMAND [--json]\n"
+		"usage: machnetctl [OPTIONS] COMMAND [ARGS] [--json]\n"
 		"commands:\n"
-		"  status         whether machnet-nicd runs; version, device, addresses, poll mode\n"
-		"  stats          port, queue and tenant counters with drops by reason\n"
+		"  status                whether machnet-nicd runs; version, device, addresses, poll mode\n"
+		"  stats                 port, queue and tenant counters with drops by reason\n"
+		"  tenant start NAME     spawn machnet-proto -c CONFIG_DIR/NAME.ini detached (log\n"
+		"                        DIR/NAME.log, pid DIR/NAME.pid); wait up to 5 s for DIR/NAME.sock\n"
+		"                        to answer; exit 1 with the log's tail if it does not\n"
+		"  tenant stop NAME      SIGTERM the server (SIGKILL after 5 s); exit 3 if not running\n"
+		"  tenant restart NAME   stop (if running), then start\n"
+		"  tenant list [NAME]    tenants in DIR and CONFIG_DIR: up/down, pid, uptime\n"
+		"  When machnet-proto@NAME is active under systemd, start/stop/restart use systemctl.\n"
 		"options:\n"
-		"  -r, --runtime-dir DIR  where the servers' sockets are (default /run/machnet)\n"
+		"  -r, --runtime-dir DIR  where the servers' sockets are (default /run/machnet); also\n"
+		"                         passed to machnet-proto when given\n"
+		"  -c, --config-dir DIR   tenant configs NAME.ini (default " PROTO_TENANTS_DIR ")\n"
+		"  -p, --proto PATH       the machnet-proto binary (default: next to machnetctl, or PATH)\n"
 		"  -j, --json             one JSON object instead of tables\n"
 		"  -h, --help             this text;  -V, --version\n"
-		"exit status: 0 ok, 1 error answered, 2 usage, 3 not running, 4 permission denied\n");
+		"exit status: 0 ok, 1 error answered or tenant failed to start, 2 usage,\n"
+		"             3 not running, 4 permission denied\n");
 }
 
 static int exit_for(int err)
@@ -285,39 +318,674 @@ static int cmd(const char *rundir, const char *what, bool json)
 	return 0;
 }
 
+/* ---- tenants: machnet-proto processes ----------------------------------------- */
+
+struct tctx {
+	const char *rundir, *confdir, *proto;
+	bool rundir_given, json;
+};
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* DIR/NAME.EXT into @out; a path too long is cut (and then simply not found). */
+static void tpath(char *out, size_t len, const char *dir, const char *name, const char *ext)
+{
+	if ((size_t)snprintf(out, len, "%s/%s%s", dir, name, ext) >= len)
+		out[len - 1] = '\0';
+}
+
+static bool valid_name(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len >= MN_CTL_NAME_MAX)
+		return false;
+	for (const char *c = n; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
+			return false;
+	return true;
+}
+
+/* 0 if the tenant socket at @path answers HELLO (as an application of @name) and PING. */
+static int tenant_ping(const char *path, const char *name, int timeout_ms)
+{
+	struct mn_ctl_hello peer;
+	struct mn_ctl_msg m;
+	int fd = mn_ctl_connect(path, timeout_ms), err;
+
+	if (fd < 0)
+		return fd;
+	/* machnet-proto answers HELLO only for role APP (others get -ENOENT). */
+	err = mn_ctl_hello(fd, MN_TENANT_ROLE_APP, name, &peer, timeout_ms);
+	if (err > 0) /* the agreed version */
+		err = 0;
+	if (err == 0)
+		err = mn_ctl_send(fd, MN_CTL_T_PING, 1, 0, NULL, 0, NULL, 0, timeout_ms);
+	if (err == 0) {
+		err = mn_ctl_recv(fd, &m, timeout_ms);
+		if (err == 0) {
+			if (m.hdr.type != MN_CTL_T_PING)
+				err = -EPROTO;
+			else if (m.hdr.status < 0)
+				err = m.hdr.status;
+			mn_ctl_msg_free(&m);
+		}
+	}
+	close(fd);
+	return err;
+}
+
+/* The pid in DIR/NAME.pid, 0 if none. */
+static pid_t read_pid(const char *pidfile)
+{
+	FILE *f = fopen(pidfile, "r");
+	long v = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &v) != 1 || v <= 0 || v > INT_MAX)
+		v = 0;
+	fclose(f);
+	return (pid_t)v;
+}
+
+/* Process state letter from /proc/PID/stat ('\0' if gone) and its start time in ticks. */
+static char proc_state(pid_t pid, unsigned long long *start)
+{
+	char path[64], buf[1024], *p;
+	char st = '\0';
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return '\0';
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) != NULL) {
+		unsigned long long t = 0;
+
+		/* ") S ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
+		 *  stime cutime cstime priority nice nthreads itrealvalue starttime" */
+		if (sscanf(p + 1, " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s"
+				  " %*s %*s %llu", &st, &t) >= 1 && start)
+			*start = t;
+	}
+	fclose(f);
+	return st;
+}
+
+static bool alive(pid_t pid)
+{
+	char st = proc_state(pid, NULL);
+
+	return st != '\0' && st != 'Z' && st != 'X';
+}
+
+/* Whether @pid runs machnet-proto (argv[0]'s basename). */
+static bool is_proto(pid_t pid)
+{
+	char path[64], buf[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strstr(basename(buf), "machnet-proto") != NULL;
+}
+
+/* Seconds since @pid started, < 0 if unknown. */
+static double uptime_of(pid_t pid)
+{
+	unsigned long long start = 0;
+	double up = -1;
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f;
+
+	if (!proc_state(pid, &start) || hz <= 0 || !start)
+		return -1;
+	f = fopen("/proc/uptime", "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lf", &up) != 1)
+		up = -1;
+	fclose(f);
+	return up < 0 ? -1 : up - (double)start / (double)hz;
+}
+
+/* The running machnet-proto of the pid file, 0 if none. */
+static pid_t running_pid(const char *pidfile)
+{
+	pid_t pid = read_pid(pidfile);
+
+	return pid > 0 && alive(pid) && is_proto(pid) ? pid : 0;
+}
+
+/* Runs argv with stdout/stderr to /dev/null (unless @loud); its exit status, -1 if not run. */
+static int run_quiet(char *const argv[], bool loud)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDWR);
+
+		if (fd >= 0) {
+			dup2(fd, 0);
+			if (!loud) {
+				dup2(fd, 1);
+				dup2(fd, 2);
+			}
+		}
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Whether systemd runs machnet-proto@NAME now. */
+static bool under_systemd(const char *name)
+{
+	char unit[128];
+	char *argv[] = { "systemctl", "is-active", "--quiet", unit, NULL };
+
+	if (access("/run/systemd/system", F_OK) != 0)
+		return false;
+	snprintf(unit, sizeof(unit), "machnet-proto@%s", name);
+	return run_quiet(argv, false) == 0;
+}
+
+static int systemctl(const char *verb, const char *name)
+{
+	char unit[128], v[16];
+	char *argv[] = { "systemctl", v, unit, NULL };
+	int rc;
+
+	snprintf(unit, sizeof(unit), "machnet-proto@%s", name);
+	snprintf(v, sizeof(v), "%s", verb);
+	printf("tenant %s: managed by systemd (%s is active): systemctl %s %s\n", name, unit, verb,
+	       unit);
+	fflush(stdout);
+	rc = run_quiet(argv, true);
+	if (rc != 0)
+		fprintf(stderr, "machnetctl: systemctl %s %s failed (status %d); see journalctl -u %s\n",
+			verb, unit, rc, unit);
+	return rc == 0 ? 0 : EXIT_ERR;
+}
+
+static bool executable_file(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
+}
+
+/* The machnet-proto binary: --proto, next to us (or the build tree's servers/), or PATH. */
+static int find_proto(const struct tctx *t, char *out, size_t len)
+{
+	char self[PATH_MAX], *dir;
+	const char *path = getenv("PATH");
+	ssize_t n;
+
+	if (t->proto) {
+		snprintf(out, len, "%s", t->proto);
+		return executable_file(out) ? 0 : -ENOENT;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		dir = dirname(self);
+		snprintf(out, len, "%s/machnet-proto", dir);
+		if (executable_file(out))
+			return 0;
+		snprintf(out, len, "%s/../servers/machnet-proto", dir); /* the build tree */
+		if (executable_file(out)) {
+			char *r = realpath(out, NULL);
+
+			if (r) {
+				snprintf(out, len, "%s", r);
+				free(r);
+			}
+			return 0;
+		}
+	}
+	while (path && *path) {
+		const char *e = strchr(path, ':');
+		int l = e ? (int)(e - path) : (int)strlen(path);
+
+		snprintf(out, len, "%.*s/machnet-proto", l, l ? path : ".");
+		if (executable_file(out))
+			return 0;
+		path = e ? e + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+static void print_tail(const char *logfile, int lines)
+{
+	char buf[16384];
+	ssize_t n;
+	int fd = open(logfile, O_RDONLY | O_CLOEXEC), seen = 0;
+	off_t size;
+	char *p;
+
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	if (size > (off_t)sizeof(buf) - 1)
+		lseek(fd, size - (off_t)sizeof(buf) + 1, SEEK_SET);
+	else
+		lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	p = buf + n;
+	if (p > buf && p[-1] == '\n')
+		p--;
+	while (p > buf) {
+		if (p[-1] == '\n' && ++seen == lines)
+			break;
+		p--;
+	}
+	fprintf(stderr, "--- last lines of %s:\n%s", logfile, p);
+	if (buf[n - 1] != '\n')
+		fputc('\n', stderr);
+}
+
+static int tenant_start(const struct tctx *t, const char *name)
+{
+	char conf[PATH_MAX], sock[PATH_MAX], pidf[PATH_MAX], logf[PATH_MAX], bin[PATH_MAX], tmp[PATH_MAX];
+	pid_t pid;
+	long long deadline;
+	int err = -ETIMEDOUT, st, fd;
+	FILE *f;
+
+	if (under_systemd(name)) {
+		printf("tenant %s: already running under systemd (machnet-proto@%s is active)\n", name,
+		       name);
+		return 0;
+	}
+	tpath(conf, sizeof(conf), t->confdir, name, ".ini");
+	tpath(sock, sizeof(sock), t->rundir, name, ".sock");
+	tpath(pidf, sizeof(pidf), t->rundir, name, ".pid");
+	tpath(logf, sizeof(logf), t->rundir, name, ".log");
+	pid = running_pid(pidf);
+	if (pid) {
+		printf("tenant %s: already running (pid %d)\n", name, (int)pid);
+		return 0;
+	}
+	if (tenant_ping(sock, name, 500) == 0) {
+		printf("tenant %s: already running (%s answers; not started by machnetctl)\n", name, sock);
+		return 0;
+	}
+	if (access(conf, R_OK) != 0) {
+		fprintf(stderr, "machnetctl: tenant %s: cannot read %s: %s\n", name, conf, strerror(errno));
+		return errno == EACCES ? EXIT_PERM : EXIT_ERR;
+	}
+	if (find_proto(t, bin, sizeof(bin)) < 0) {
+		fprintf(stderr, "machnetctl: machnet-proto not found%s%s (next to machnetctl, nor in PATH); "
+				"use --proto PATH\n", t->proto ? " at " : "", t->proto ? t->proto : "");
+		return EXIT_ERR;
+	}
+	if (mkdir(t->rundir, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "machnetctl: cannot create %s: %s\n", t->rundir, strerror(errno));
+		return errno == EACCES ? EXIT_PERM : EXIT_ERR;
+	}
+	fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		fprintf(stderr, "machnetctl: cannot open %s: %s\n", logf, strerror(errno));
+		return errno == EACCES ? EXIT_PERM : EXIT_ERR;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "machnetctl: fork: %s\n", strerror(errno));
+		close(fd);
+		return EXIT_ERR;
+	}
+	if (pid == 0) {
+		char *argv[8];
+		int a = 0, nul = open("/dev/null", O_RDONLY);
+
+		setsid();
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		argv[a++] = bin;
+		argv[a++] = "-c";
+		argv[a++] = conf;
+		if (t->rundir_given) {
+			argv[a++] = "--runtime-dir";
+			argv[a++] = (char *)t->rundir;
+		}
+		argv[a] = NULL;
+		execv(bin, argv);
+		dprintf(2, "machnetctl: cannot run %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	close(fd);
+	tpath(tmp, sizeof(tmp), t->rundir, name, ".pid.tmp");
+	f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%d\n", (int)pid) < 0 || fclose(f) != 0 || rename(tmp, pidf) != 0)
+		fprintf(stderr, "machnetctl: warning: cannot write %s: %s\n", pidf, strerror(errno));
+	printf("tenant %s: starting %s -c %s (pid %d, log %s)\n", name, bin, conf, (int)pid, logf);
+	fflush(stdout);
+	deadline = now_ms() + TENANT_WAIT_MS;
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+
+		if (w == pid) {
+			fprintf(stderr, "machnetctl: tenant %s: machnet-proto exited during start-up (%s %d)\n",
+				name, WIFEXITED(st) ? "status" : "signal",
+				WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+			print_tail(logf, 15);
+			unlink(pidf);
+			return EXIT_ERR;
+		}
+		err = tenant_ping(sock, name, 300);
+		if (err == 0)
+			break;
+		if (now_ms() >= deadline)
+			break;
+		sleep_ms(50);
+	}
+	if (err) {
+		fprintf(stderr, "machnetctl: tenant %s: %s did not answer within %d s (%s); "
+				"machnet-proto (pid %d) left running\n",
+			name, sock, TENANT_WAIT_MS / 1000, strerror(-err), (int)pid);
+		print_tail(logf, 15);
+		return EXIT_ERR;
+	}
+	printf("tenant %s: up (pid %d, socket %s)\n", name, (int)pid, sock);
+	return 0;
+}
+
+static int tenant_stop(const struct tctx *t, const char *name, bool quiet_if_down)
+{
+	char pidf[PATH_MAX];
+	pid_t pid;
+	long long deadline;
+	bool killed = false;
+
+	if (under_systemd(name))
+		return systemctl("stop", name);
+	tpath(pidf, sizeof(pidf), t->rundir, name, ".pid");
+	pid = read_pid(pidf);
+	if (pid > 0 && alive(pid) && !is_proto(pid)) {
+		fprintf(stderr, "machnetctl: tenant %s: pid %d in %s is not machnet-proto: stale pid file removed\n",
+			name, (int)pid, pidf);
+		pid = 0;
+		unlink(pidf);
+	} else if (pid > 0 && !alive(pid)) {
+		pid = 0;
+		unlink(pidf);
+	}
+	if (pid <= 0) {
+		if (!quiet_if_down)
+			fprintf(stderr, "machnetctl: tenant %s: not running (no live pid in %s)\n", name, pidf);
+		return EXIT_DOWN;
+	}
+	if (kill(pid, SIGTERM) < 0) {
+		fprintf(stderr, "machnetctl: tenant %s: kill %d: %s\n", name, (int)pid, strerror(errno));
+		return errno == EPERM ? EXIT_PERM : EXIT_ERR;
+	}
+	deadline = now_ms() + TENANT_WAIT_MS;
+	while (alive(pid)) {
+		if (now_ms() >= deadline) {
+			if (killed) {
+				fprintf(stderr, "machnetctl: tenant %s: pid %d survives SIGKILL\n", name, (int)pid);
+				return EXIT_ERR;
+			}
+			fprintf(stderr, "machnetctl: tenant %s: pid %d ignored SIGTERM for %d s: sending SIGKILL\n",
+				name, (int)pid, TENANT_WAIT_MS / 1000);
+			kill(pid, SIGKILL);
+			killed = true;
+			deadline = now_ms() + 2000;
+		}
+		sleep_ms(20);
+	}
+	unlink(pidf);
+	printf("tenant %s: stopped (pid %d%s)\n", name, (int)pid, killed ? ", killed" : "");
+	return 0;
+}
+
+static int tenant_restart(const struct tctx *t, const char *name)
+{
+	int rc;
+
+	if (under_systemd(name))
+		return systemctl("restart", name);
+	rc = tenant_stop(t, name, true);
+	if (rc != 0 && rc != EXIT_DOWN)
+		return rc;
+	return tenant_start(t, name);
+}
+
+/* Whether @path looks like a tenant config (has a [tenant] section). */
+static bool tenant_conf(const char *path)
+{
+	char line[512];
+	bool yes = false;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return false;
+	while (!yes && fgets(line, sizeof(line), f)) {
+		char *p = line;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		yes = strncmp(p, "[tenant]", 8) == 0;
+	}
+	fclose(f);
+	return yes;
+}
+
+#define LIST_MAX 256
+
+static int add_names(const char *dir, const char *const *exts, char (*names)[MN_CTL_NAME_MAX], int n,
+		     bool confs)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return n;
+	while ((e = readdir(d)) != NULL && n < LIST_MAX) {
+		char nm[MN_CTL_NAME_MAX], path[PATH_MAX];
+		const char *dot = strrchr(e->d_name, '.');
+		bool match = false, dup = false;
+
+		if (!dot || dot == e->d_name || (size_t)(dot - e->d_name) >= sizeof(nm))
+			continue;
+		for (int i = 0; exts[i]; i++)
+			match |= strcmp(dot, exts[i]) == 0;
+		if (!match)
+			continue;
+		snprintf(nm, sizeof(nm), "%.*s", (int)(dot - e->d_name), e->d_name);
+		if (!valid_name(nm) || strcmp(nm, "nicd") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (confs && !tenant_conf(path))
+			continue;
+		for (int i = 0; i < n && !dup; i++)
+			dup = strcmp(names[i], nm) == 0;
+		if (!dup)
+			snprintf(names[n++], MN_CTL_NAME_MAX, "%s", nm);
+	}
+	closedir(d);
+	return n;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static int tenant_list(const struct tctx *t, const char *only)
+{
+	static const char *const rt_exts[] = { ".sock", ".pid", NULL };
+	static const char *const conf_exts[] = { ".ini", NULL };
+	static char names[LIST_MAX][MN_CTL_NAME_MAX];
+	int n = 0;
+
+	if (only) {
+		snprintf(names[n++], MN_CTL_NAME_MAX, "%s", only);
+	} else {
+		n = add_names(t->rundir, rt_exts, names, n, false);
+		n = add_names(t->confdir, conf_exts, names, n, true);
+		qsort(names, (size_t)n, sizeof(names[0]), cmp_names);
+	}
+	if (t->json)
+		printf("{\"runtime_dir\": \"%s\", \"config_dir\": \"%s\", \"tenants\": [", t->rundir,
+		       t->confdir);
+	else
+		printf("%-20s %-5s %8s %10s  %s\n", "TENANT", "STATE", "PID", "UPTIME", "SOCKET");
+	for (int i = 0; i < n; i++) {
+		char sock[PATH_MAX], pidf[PATH_MAX], pidbuf[16] = "-", upbuf[32] = "-";
+		pid_t pid;
+		bool up;
+		double upt = -1;
+
+		tpath(sock, sizeof(sock), t->rundir, names[i], ".sock");
+		tpath(pidf, sizeof(pidf), t->rundir, names[i], ".pid");
+		up = tenant_ping(sock, names[i], 500) == 0;
+		pid = running_pid(pidf);
+		if (pid) {
+			snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+			upt = uptime_of(pid);
+			if (upt >= 0)
+				snprintf(upbuf, sizeof(upbuf), "%.0fs", upt);
+		}
+		if (t->json) {
+			printf("%s{\"name\": \"%s\", \"state\": \"%s\", \"up\": %s, \"pid\": ", i ? ", " : "",
+			       names[i], up ? "up" : "down", up ? "true" : "false");
+			if (pid)
+				printf("%d", (int)pid);
+			else
+				printf("null");
+			printf(", \"uptime_s\": ");
+			if (upt >= 0)
+				printf("%.1f", upt);
+			else
+				printf("null");
+			printf(", \"socket\": \"%s\"}", sock);
+		} else {
+			printf("%-20s %-5s %8s %10s  %s\n", names[i], up ? "up" : "down", pidbuf, upbuf, sock);
+		}
+	}
+	if (t->json)
+		printf("]}\n");
+	else if (n == 0)
+		printf("(no tenants in %s or %s)\n", t->rundir, t->confdir);
+	return 0;
+}
+
+static int tenant_cmd(struct tctx *t, int argc, char **argv)
+{
+	const char *verb = argc > 0 ? argv[0] : NULL, *name = argc > 1 ? argv[1] : NULL;
+
+	if (!verb || argc > 2) {
+		fprintf(stderr, "machnetctl: usage: tenant start|stop|restart NAME | tenant list [NAME]\n");
+		return EXIT_USAGE;
+	}
+	if (name && !valid_name(name)) {
+		fprintf(stderr, "machnetctl: bad tenant name '%s' ([a-z0-9_-], 1..31 characters)\n", name);
+		return EXIT_USAGE;
+	}
+	if (strcmp(verb, "list") == 0)
+		return tenant_list(t, name);
+	if (!name) {
+		fprintf(stderr, "machnetctl: tenant %s needs a NAME\n", verb);
+		return EXIT_USAGE;
+	}
+	if (strcmp(verb, "start") == 0)
+		return tenant_start(t, name);
+	if (strcmp(verb, "stop") == 0)
+		return tenant_stop(t, name, false);
+	if (strcmp(verb, "restart") == 0)
+		return tenant_restart(t, name);
+	fprintf(stderr, "machnetctl: unknown tenant command '%s' (start, stop, restart, list)\n", verb);
+	return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "runtime-dir", 1, 0, 'r' }, { "json", 0, 0, 'j' },
-		{ "help", 0, 0, 'h' },	      { "version", 0, 0, 'V' },
+		{ "runtime-dir", 1, 0, 'r' }, { "config-dir", 1, 0, 'c' }, { "proto", 1, 0, 'p' },
+		{ "json", 0, 0, 'j' },	      { "help", 0, 0, 'h' },	   { "version", 0, 0, 'V' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *rundir = "/run/machnet";
-	bool json = false;
-	int c;
+	struct tctx t = { .rundir = "/run/machnet", .confdir = PROTO_TENANTS_DIR };
+	char *args[8];
+	int nargs = 0, c;
 
-	while ((c = getopt_long(argc, argv, "+r:jhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+r:c:p:jhV", lo, NULL)) != -1) {
 		switch (c) {
-		case 'r': rundir = optarg; break;
-		case 'j': json = true; break;
+		case 'r': t.rundir = optarg; t.rundir_given = true; break;
+		case 'c': t.confdir = optarg; break;
+		case 'p': t.proto = optarg; break;
+		case 'j': t.json = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("machnetctl %s\n", MACHNET_VERSION); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
-	/* Options may also follow the command ("stats --json"). */
-	for (int i = optind + 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
-			json = true;
-		} else {
-			fprintf(stderr, "machnetctl: unexpected argument '%s'\n", argv[i]);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind >= argc || (strcmp(argv[optind], "status") && strcmp(argv[optind], "stats"))) {
+	if (optind >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	/* --json may also follow the command ("stats --json"). */
+	for (int i = optind + 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
+			t.json = true;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (argv[i][0] == '-' || nargs == (int)(sizeof(args) / sizeof(args[0]))) {
+			fprintf(stderr, "machnetctl: unexpected argument '%s'\n", argv[i]);
+			return EXIT_USAGE;
+		} else {
+			args[nargs++] = argv[i];
+		}
+	}
 	mn_log_set_level(MN_LOG_WARN);
-	return cmd(rundir, argv[optind], json);
+	if (strcmp(argv[optind], "tenant") == 0)
+		return tenant_cmd(&t, nargs, args);
+	if (strcmp(argv[optind], "status") && strcmp(argv[optind], "stats")) {
+		fprintf(stderr, "machnetctl: unknown command '%s'\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (nargs) {
+		fprintf(stderr, "machnetctl: unexpected argument '%s'\n", args[0]);
+		return EXIT_USAGE;
+	}
+	return cmd(t.rundir, argv[optind], t.json);
 }
