@@ -304,7 +304,9 @@ int portc_claim(struct portc *p, uint32_t ip, uint16_t lo, uint16_t hi, int time
 	if (p->nclaims == MN_PORT_MAX_CLAIMS)
 		return -ENOSPC;
 	err = send_claim(p, MN_PORT_T_CLAIM, &c, timeout_ms);
-	if (err == 0)
+	/* Disconnected: remembered all the same, and claimed at the next
+	 * (re)registration, so a server started before nicd gets its ports. */
+	if (err == 0 || err == -ENOTCONN)
 		p->claims[p->nclaims++] = c;
 	return err;
 }

@@ -78,7 +78,11 @@ int portc_connect(struct portc *p, int timeout_ms);
  */
 int portc_check(struct portc *p);
 
-/* portc_claim / portc_release - remembered across reconnects. */
+/*
+ * portc_claim / portc_release - remembered across reconnects. A claim made
+ * while nicd is unreachable returns -ENOTCONN but is kept and sent when the
+ * port registers.
+ */
 int portc_claim(struct portc *p, uint32_t ip, uint16_t lo, uint16_t hi, int timeout_ms);
 int portc_release(struct portc *p, uint32_t ip, uint16_t lo, uint16_t hi, int timeout_ms);
 
