@@ -45,6 +45,8 @@ static const struct mn_ctl_spec specs[] = {
 	{ MN_PORT_T_RESOLVE, sizeof(struct mn_port_resolve), sizeof(struct mn_port_resolve), 0 },
 	{ MN_PORT_T_STATS, 0, 0, 0 },
 	{ MN_PORT_T_INFO, 0, 0, 0 },
+	{ MN_PORT_T_PORTS, 0, 0, 0 },
+	{ MN_PORT_T_NEIGH, 0, 0, 0 },
 };
 
 uint64_t nicd_now_ns(void)
@@ -356,6 +358,70 @@ static int on_info(struct nicd *n, int ci, const struct mn_ctl_msg *m)
 	return reply(n, ci, &m->hdr, 0, &in, sizeof(in));
 }
 
+static uint8_t list_buf[MN_CTL_MAX_PAYLOAD];
+
+struct list_ctx {
+	const struct nicd *n;
+	struct mn_port_list_hdr *h;
+};
+
+static void add_claim(uint16_t tenant, uint32_t ip, uint16_t lo, uint16_t hi, void *ctx)
+{
+	struct list_ctx *lc = ctx;
+	struct mn_port_claim_entry *e = (void *)(lc->h + 1);
+
+	if (lc->h->count >= MN_PORT_MAX_LIST_CLAIMS) {
+		lc->h->flags |= MN_PORT_LIST_F_TRUNCATED;
+		return;
+	}
+	e += lc->h->count++;
+	memset(e, 0, sizeof(*e));
+	if (tenant < lc->n->cfg.ntenants)
+		copy_str(e->tenant, sizeof(e->tenant), lc->n->tenants[tenant].cfg->name);
+	else
+		snprintf(e->tenant, sizeof(e->tenant), "#%u", tenant);
+	e->ip = ip;
+	e->port_lo = lo;
+	e->port_hi = hi;
+}
+
+static int on_ports(struct nicd *n, int ci, const struct mn_ctl_msg *m)
+{
+	struct list_ctx lc = { n, (void *)list_buf };
+
+	*lc.h = (struct mn_port_list_hdr){ 0 };
+	pt_foreach_claim(n->pt, add_claim, &lc);
+	return reply(n, ci, &m->hdr, 0, list_buf,
+		     (uint32_t)(sizeof(*lc.h) + lc.h->count * sizeof(struct mn_port_claim_entry)));
+}
+
+static void add_neigh(uint32_t ip, const uint8_t mac[6], int state, uint64_t age_ns, void *ctx)
+{
+	struct list_ctx *lc = ctx;
+	struct mn_port_neigh_entry *e = (void *)(lc->h + 1);
+
+	if (lc->h->count >= MN_PORT_MAX_LIST_NEIGH) {
+		lc->h->flags |= MN_PORT_LIST_F_TRUNCATED;
+		return;
+	}
+	e += lc->h->count++;
+	memset(e, 0, sizeof(*e));
+	e->ip = ip;
+	memcpy(e->mac, mac, 6);
+	e->state = (uint16_t)state;
+	e->age_ms = age_ns / 1000000u;
+}
+
+static int on_neigh(struct nicd *n, int ci, const struct mn_ctl_msg *m)
+{
+	struct list_ctx lc = { n, (void *)list_buf };
+
+	*lc.h = (struct mn_port_list_hdr){ 0 };
+	neigh_foreach(n->neigh, nicd_now_ns(), add_neigh, &lc);
+	return reply(n, ci, &m->hdr, 0, list_buf,
+		     (uint32_t)(sizeof(*lc.h) + lc.h->count * sizeof(struct mn_port_neigh_entry)));
+}
+
 /* Which requests each role may make after HELLO. */
 static bool allowed(const struct nicd_client *c, uint16_t type)
 {
@@ -363,6 +429,8 @@ static bool allowed(const struct nicd_client *c, uint16_t type)
 	case MN_CTL_T_PING:
 	case MN_PORT_T_STATS:
 	case MN_PORT_T_INFO:
+	case MN_PORT_T_PORTS:
+	case MN_PORT_T_NEIGH:
 		return true;
 	case MN_PORT_T_REGISTER:
 	case MN_PORT_T_CLAIM:
@@ -399,6 +467,10 @@ static int dispatch(struct nicd *n, int ci, struct mn_ctl_msg *m)
 		return on_resolve(n, ci, m);
 	case MN_PORT_T_STATS:
 		return on_stats(n, ci, m);
+	case MN_PORT_T_PORTS:
+		return on_ports(n, ci, m);
+	case MN_PORT_T_NEIGH:
+		return on_neigh(n, ci, m);
 	default:
 		return on_info(n, ci, m);
 	}

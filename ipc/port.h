@@ -94,6 +94,8 @@ enum mn_port_msg {
 	MN_PORT_T_RESOLVE,		    /* p->d: MAC of a next hop */
 	MN_PORT_T_STATS,		    /* any->d: counters */
 	MN_PORT_T_INFO,			    /* any->d: device, addresses, mode */
+	MN_PORT_T_PORTS,		    /* any->d: every port claim */
+	MN_PORT_T_NEIGH,		    /* any->d: the ARP neighbour cache */
 };
 
 /* Bytes one ring of a port takes in its section (a multiple of 64). */
@@ -269,5 +271,41 @@ struct mn_port_info {
 	uint64_t uptime_ns;
 };
 _Static_assert(sizeof(struct mn_port_info) == 256, "info is ABI");
+
+/*
+ * PORTS and NEIGH response payloads: struct mn_port_list_hdr, then count
+ * entries (struct mn_port_claim_entry, struct mn_port_neigh_entry). The
+ * list is cut to fit one message; MN_PORT_LIST_F_TRUNCATED says so.
+ */
+#define MN_PORT_LIST_F_TRUNCATED 0x1u
+
+struct mn_port_list_hdr {
+	uint32_t count; /* entries that follow */
+	uint32_t flags; /* MN_PORT_LIST_F_* */
+};
+_Static_assert(sizeof(struct mn_port_list_hdr) == 8, "list header is ABI");
+
+/* One maximal run of consecutive ports with the same owner. */
+struct mn_port_claim_entry {
+	char tenant[32]; /* NUL-terminated */
+	uint32_t ip;	 /* host order */
+	uint16_t port_lo;
+	uint16_t port_hi; /* inclusive */
+};
+_Static_assert(sizeof(struct mn_port_claim_entry) == 40, "claim entry is ABI");
+
+/* One neighbour cache entry. */
+struct mn_port_neigh_entry {
+	uint32_t ip;	/* host order */
+	uint8_t mac[6]; /* zeros while incomplete or failed */
+	uint16_t state; /* 1 incomplete, 2 reachable, 3 stale, 4 failed */
+	uint64_t age_ms; /* since confirmed (reachable, stale) or since the state began */
+};
+_Static_assert(sizeof(struct mn_port_neigh_entry) == 24, "neigh entry is ABI");
+
+#define MN_PORT_MAX_LIST_CLAIMS \
+	((MN_CTL_MAX_PAYLOAD - sizeof(struct mn_port_list_hdr)) / sizeof(struct mn_port_claim_entry))
+#define MN_PORT_MAX_LIST_NEIGH \
+	((MN_CTL_MAX_PAYLOAD - sizeof(struct mn_port_list_hdr)) / sizeof(struct mn_port_neigh_entry))
 
 #endif /* MN_IPC_PORT_H */

@@ -4,6 +4,9 @@
  * protocol servers (machnet-proto, one per tenant):
  *   status                 is nicd up; version, device, addresses, poll mode
  *   stats [--json]         port, queue and tenant counters, drops by reason
+ *   stats --watch [S]      the same every S seconds (default 1) until Ctrl-C
+ *   ports [--json]         nicd's port claims (tenant, address, port range)
+ *   arp [--json]           nicd's neighbour cache (address, MAC, state, age)
  *   tenant start NAME      spawn machnet-proto -c CONFIG_DIR/NAME.ini, detached
  *                          (log DIR/NAME.log, pid DIR/NAME.pid), wait until
  *                          DIR/NAME.sock answers HELLO + PING (5 s)
@@ -61,6 +64,10 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  status                whether machnet-nicd runs; version, device, addresses, poll mode\n"
 		"  stats                 port, queue and tenant counters with drops by reason\n"
+		"  stats --watch [SECONDS]  redraw every SECONDS (default 1) until Ctrl-C; with --json\n"
+		"                        one object per interval\n"
+		"  ports                 port claims in nicd: tenant, address, port range\n"
+		"  arp                   nicd's neighbour cache: address, MAC, state, age\n"
 		"  tenant start NAME     spawn machnet-proto -c CONFIG_DIR/NAME.ini detached (log\n"
 		"                        DIR/NAME.log, pid DIR/NAME.pid); wait up to 5 s for DIR/NAME.sock\n"
 		"                        to answer; exit 1 with the log's tail if it does not\n"
@@ -315,6 +322,114 @@ static int cmd(const char *rundir, const char *what, bool json)
 			table_stats(h, q, t);
 	}
 	mn_ctl_msg_free(&st);
+	return 0;
+}
+
+/* ---- stats --watch ------------------------------------------------------------ */
+
+static volatile sig_atomic_t stop_watch;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	stop_watch = 1;
+}
+
+/* Redraw (or print one JSON object) every @secs until SIGINT/SIGTERM. */
+static int watch_stats(const char *rundir, bool json, double secs)
+{
+	struct sigaction sa = { .sa_handler = on_sigint };
+	int rc = 0;
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	while (!stop_watch) {
+		struct timespec ts = { .tv_sec = (time_t)secs,
+				       .tv_nsec = (long)((secs - (double)(time_t)secs) * 1e9) };
+
+		if (!json)
+			printf("\033[H\033[2J");
+		rc = cmd(rundir, "stats", json);
+		fflush(stdout);
+		if (rc)
+			return rc;
+		while (!stop_watch && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+	return 0;
+}
+
+/* ---- ports, arp ---------------------------------------------------------------- */
+
+static const char *neigh_state_name(unsigned int s)
+{
+	static const char *const names[] = { "?", "incomplete", "reachable", "stale", "failed" };
+
+	return s < 5 ? names[s] : "?";
+}
+
+static int cmd_list(const char *rundir, bool ports, bool json)
+{
+	const size_t esz = ports ? sizeof(struct mn_port_claim_entry) : sizeof(struct mn_port_neigh_entry);
+	const struct mn_port_list_hdr *h;
+	struct mn_ctl_msg m;
+	int fd = nicd_open(rundir), err;
+	char ip[32], mac[32];
+
+	if (fd < 0)
+		return exit_for(fd);
+	err = request(fd, ports ? MN_PORT_T_PORTS : MN_PORT_T_NEIGH, &m);
+	close(fd);
+	if (err == 0) {
+		h = m.payload;
+		if (m.hdr.len < sizeof(*h) || m.hdr.len != sizeof(*h) + (size_t)h->count * esz) {
+			mn_ctl_msg_free(&m);
+			err = -EBADMSG;
+		}
+	}
+	if (err) {
+		fprintf(stderr, "machnetctl: %s failed: %s%s\n", ports ? "PORTS" : "NEIGH",
+			strerror(-err), err == -EBADMSG || err == -EINVAL ?
+			" (is machnet-nicd older than machnetctl?)" : "");
+		return exit_for(err);
+	}
+	if (json)
+		printf("{\"truncated\": %s, \"%s\": [",
+		       h->flags & MN_PORT_LIST_F_TRUNCATED ? "true" : "false", ports ? "ports" : "neighbours");
+	else if (ports)
+		printf("%-16s %-15s %s\n", "tenant", "address", "ports");
+	else
+		printf("%-15s %-17s %-10s %s\n", "address", "mac", "state", "age");
+	for (uint32_t i = 0; i < h->count; i++) {
+		if (ports) {
+			const struct mn_port_claim_entry *e = (const void *)((const char *)(h + 1) + i * esz);
+
+			ip_str(e->ip, ip, sizeof(ip));
+			if (json)
+				printf("%s{\"tenant\": \"%.31s\", \"ip\": \"%s\", \"port_lo\": %u, \"port_hi\": %u}",
+				       i ? ", " : "", e->tenant, ip, e->port_lo, e->port_hi);
+			else if (e->port_lo == e->port_hi)
+				printf("%-16.31s %-15s %u\n", e->tenant, ip, e->port_lo);
+			else
+				printf("%-16.31s %-15s %u-%u\n", e->tenant, ip, e->port_lo, e->port_hi);
+		} else {
+			const struct mn_port_neigh_entry *e = (const void *)((const char *)(h + 1) + i * esz);
+
+			ip_str(e->ip, ip, sizeof(ip));
+			mac_str(e->mac, mac, sizeof(mac));
+			if (json)
+				printf("%s{\"ip\": \"%s\", \"mac\": \"%s\", \"state\": \"%s\", \"age_ms\": %" PRIu64 "}",
+				       i ? ", " : "", ip, mac, neigh_state_name(e->state), e->age_ms);
+			else
+				printf("%-15s %-17s %-10s %.1f s\n", ip, mac, neigh_state_name(e->state),
+				       e->age_ms / 1e3);
+		}
+	}
+	if (json)
+		printf("]}\n");
+	else if (h->flags & MN_PORT_LIST_F_TRUNCATED)
+		printf("(list truncated to %" PRIu32 " entries)\n", h->count);
+	mn_ctl_msg_free(&m);
 	return 0;
 }
 
@@ -945,6 +1060,7 @@ int main(int argc, char **argv)
 	struct tctx t = { .rundir = "/run/machnet", .confdir = PROTO_TENANTS_DIR };
 	char *args[8];
 	int nargs = 0, c;
+	double watch = 0;
 
 	while ((c = getopt_long(argc, argv, "+r:c:p:jhV", lo, NULL)) != -1) {
 		switch (c) {
@@ -965,6 +1081,19 @@ int main(int argc, char **argv)
 	for (int i = optind + 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
 			t.json = true;
+		} else if (strcmp(argv[i], "--watch") == 0 || strcmp(argv[i], "-w") == 0) {
+			char *end;
+
+			watch = 1.0;
+			if (i + 1 < argc && argv[i + 1][0] != '-') {
+				watch = strtod(argv[i + 1], &end);
+				if (*end || !(watch >= 0.1 && watch <= 86400)) {
+					fprintf(stderr, "machnetctl: --watch wants seconds (0.1..86400), not '%s'\n",
+						argv[i + 1]);
+					return EXIT_USAGE;
+				}
+				i++;
+			}
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -978,6 +1107,13 @@ int main(int argc, char **argv)
 	mn_log_set_level(MN_LOG_WARN);
 	if (strcmp(argv[optind], "tenant") == 0)
 		return tenant_cmd(&t, nargs, args);
+	if (strcmp(argv[optind], "ports") == 0 || strcmp(argv[optind], "arp") == 0) {
+		if (nargs) {
+			fprintf(stderr, "machnetctl: unexpected argument '%s'\n", args[0]);
+			return EXIT_USAGE;
+		}
+		return cmd_list(t.rundir, argv[optind][0] == 'p', t.json);
+	}
 	if (strcmp(argv[optind], "status") && strcmp(argv[optind], "stats")) {
 		fprintf(stderr, "machnetctl: unknown command '%s'\n", argv[optind]);
 		usage(stderr);
@@ -987,5 +1123,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "machnetctl: unexpected argument '%s'\n", args[0]);
 		return EXIT_USAGE;
 	}
+	if (watch > 0 && strcmp(argv[optind], "stats")) {
+		fprintf(stderr, "machnetctl: --watch is for stats\n");
+		return EXIT_USAGE;
+	}
+	if (watch > 0)
+		return watch_stats(t.rundir, t.json, watch);
 	return cmd(t.rundir, argv[optind], t.json);
 }

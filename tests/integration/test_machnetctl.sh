@@ -2,7 +2,8 @@
 # shellcheck disable=SC2016,SC2317  # single-quoted code for bash -c; functions used via check/trap
 # shellcheck source-path=SCRIPTDIR
 #
-# Integration test of `machnetctl tenant start|stop|restart|list` (issue 5).
+# Integration test of `machnetctl tenant start|stop|restart|list`, `ports`,
+# `arp` and `stats --watch` (issue 5).
 #
 # Host 1 of a two-host test bed (tests/netns/testbed.sh) runs machnet-nicd
 # on a net_af_xdp vdev (--no-huge); machnetctl, run inside that namespace,
@@ -206,6 +207,45 @@ check "tenant restart (running): a new process ($PID2 -> $PID3), the old one gon
 rc_is 0 "$TMP/list3.json" tenant list --json
 check "tenant restart: socket answers (list says up)" test "$(tenant_state "$TMP/list3.json")" == up
 check "after restart: stats --json shows default connected again" wait_connected
+
+# ports: the tenant's claims in nicd.
+rc_is 0 "$TMP/ports" ports
+show "$TMP/ports"
+check "ports: lists tenant default on $TB_IP_1" grep -Eq "^default +$TB_IP_1 " "$TMP/ports"
+rc_is 0 "$TMP/ports.json" ports --json
+check "ports --json parses; every claim is default's, on $TB_IP_1, within its ranges" \
+    test "$(json_get "$TMP/ports.json" 'all(c["tenant"]=="default" and c["ip"]=="'"$TB_IP_1"'" and (800<=c["port_lo"]<=c["port_hi"]<=999 or 40000<=c["port_lo"]<=c["port_hi"]<=40999) for c in j["ports"]) and len(j["ports"])>0 and not j["truncated"]')" == True
+check "ports --json: the ephemeral range 40000-40999 is claimed" \
+    test "$(json_get "$TMP/ports.json" 'sum(c["port_hi"]-c["port_lo"]+1 for c in j["ports"] if c["port_lo"]>=40000)')" == 1000
+
+# arp: host 2 (kernel) pings host 1 (nicd answers ARP and echo); nicd learns host 2.
+ip netns exec "$TB_NS_2" ping -c 2 -i 0.2 -W 1 "$TB_IP_1" >"$TMP/ping" 2>&1
+show "$TMP/ping"
+arp_has() {
+    for _ in $(seq 1 20); do
+        rc_is 0 "$TMP/arp.json" arp --json &&
+            [[ $(json_get "$TMP/arp.json" '[n["state"] for n in j["neighbours"] if n["ip"]=="'"$TB_IP_2"'"]') == "['reachable']" ]] &&
+            return 0
+        sleep 0.2
+    done
+    show "$TMP/arp.json"
+    return 1
+}
+check "arp --json: $TB_IP_2 reachable after traffic" arp_has
+rc_is 0 "$TMP/arp" arp
+show "$TMP/arp"
+check "arp: a line for $TB_IP_2 with a MAC" grep -Eq "^$TB_IP_2 +([0-9a-f]{2}:){5}[0-9a-f]{2} +reachable" "$TMP/arp"
+
+# stats --watch: one JSON object per interval until SIGINT.
+watch_ok() {
+    ip netns exec "$TB_NS_1" timeout -s INT 1.3 "$MN_CTL" --runtime-dir "$RT" stats --watch 0.2 --json \
+        >"$TMP/watch.json" 2>&1
+    "$PY" -c 'import json,sys; L=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]; sys.exit(0 if len(L)>=3 and all("tenants" in o for o in L) else 1)' "$TMP/watch.json" && return 0
+    show "$TMP/watch.json"
+    return 1
+}
+check "stats --watch 0.2 --json: several objects, each parses" watch_ok
+check "stats --watch with bad seconds: usage error (2)" rc_is 2 "$TMP/o" stats --watch abc
 
 # A broken config: machnet-proto refuses it; machnetctl exits 1 and shows why.
 check "tenant start broken: exit 1" rc_is 1 "$TMP/broken" tenant start broken
