@@ -446,24 +446,16 @@ uint32_t pnet_fill_target(const struct mn_chan_srv *s)
 }
 
 /*
- * Top up fill, but never lend the last max_chain free buffers: they are
- * the receive reserve. Without it both ends of an 8 MiB window-32 run
- * filled their pools with their own queued sends, neither could take the
- * other's next message, and the flows deadlocked. Now a sender runs out of
- * fill buffers first (back-pressure: ENOBUFS in libmachnet) and receiving
- * always has room for one whole message.
+ * Top up fill to one largest message and a burst. Send and receive share
+ * the pool; the rest stays free for receiving. Known limit: 8 MiB messages
+ * at large windows can still fill both ends' pools with their own queued
+ * sends and deadlock. A hard receive reserve was tried and removed: it let
+ * an application holding a received message block forever on a largest
+ * send. The fix is separate send and receive budgets (issue 4, open).
  */
 void pnet_refill(struct mn_chan_srv *s)
 {
-	uint32_t nfree = mn_pool_nfree(&s->pool), reserve = s->max_chain;
-	uint32_t lendable = nfree > reserve ? nfree - reserve : 0, target = pnet_fill_target(s);
-	int pending = mn_ring_count(&s->fill);
-
-	if (pending < 0)
-		return;
-	if (target > (uint32_t)pending + lendable)
-		target = (uint32_t)pending + lendable;
-	mn_chan_srv_refill(s, target);
+	mn_chan_srv_refill(s, pnet_fill_target(s));
 }
 
 /* Hand message slot @s to its flow; false if the transport pushes back. */
