@@ -37,7 +37,6 @@ struct proto_conn {
 	/* A CONNECT waiting for its handshake: answered from proto_net. */
 	bool connect_pending;
 	uint32_t connect_req_id;
-	int connect_flow;
 };
 
 struct proto_listen {

@@ -28,6 +28,7 @@
 #define BURST 32u
 #define ETH_IP_UDP 42u
 #define RESOLVE_MS 1000
+#define TIMER_SLACK_NS 50000ull
 
 /*
  * A message the transport holds (its handle is the slot index). Plain data
@@ -576,9 +577,19 @@ unsigned int pnet_poll(struct proto *p)
 		n->port_checked = now;
 	}
 	work = rx_frames(p, now) + channels(p, now);
-	if (n->timers_dirty || now >= n->deadline) {
-		n->deadline = tp_timer(&n->tp, now);
+	/*
+	 * tp_timer() scans every flow slot. Calls that may arm a timer only
+	 * pull the next scan to within TIMER_SLACK_NS instead of forcing one
+	 * per pass: sends and acks go out inline, and the timers (RTO >= 1 ms,
+	 * probes, keepalive, retries of refused sends) tolerate the slack.
+	 */
+	if (n->timers_dirty) {
+		if (n->deadline > now + TIMER_SLACK_NS)
+			n->deadline = now + TIMER_SLACK_NS;
 		n->timers_dirty = false;
+	}
+	if (now >= n->deadline) {
+		n->deadline = tp_timer(&n->tp, now);
 		for (uint32_t ci = 0; ci < p->cfg.channels; ci++)
 			if (p->conns[ci].attached)
 				mn_chan_srv_wake(&p->conns[ci].srv);
