@@ -215,7 +215,44 @@ static int check_params(const struct mn_chan_params *p)
 		       p->max_msg_size, max_chain, p->buf_size, p->nbufs);
 		return -EINVAL;
 	}
+	if (p->recv_bufs && (p->recv_bufs < max_chain || p->nbufs - p->recv_bufs < max_chain)) {
+		mn_err("chan", "%" PRIu32 " of %" PRIu32 " buffers reserved for receiving: a "
+		       "message of %" PRIu32 " B needs %" PRIu32 " on each side; need "
+		       "%" PRIu32 " .. %" PRIu32, p->recv_bufs, p->nbufs, p->max_msg_size,
+		       max_chain, max_chain, p->nbufs - max_chain);
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/* ---- send and receive budgets (private bookkeeping per buffer) ---- */
+
+static void side_set(struct mn_chan_srv *s, uint32_t idx, enum mn_chan_side side)
+{
+	uint8_t *cur = &s->side[idx];
+
+	s->held[*cur]--;
+	*cur = (uint8_t)side;
+	s->held[side]++;
+}
+
+/* Free a buffer the server holds: it leaves whichever side held it. */
+static void buf_free(struct mn_chan_srv *s, uint32_t idx)
+{
+	side_set(s, idx, MN_CHAN_SIDE_NONE);
+	mn_pool_free(&s->pool, idx);
+}
+
+static uint32_t side_room(const struct mn_chan_srv *s, enum mn_chan_side side)
+{
+	return s->held[side] < s->budget[side] ? s->budget[side] - s->held[side] : 0;
+}
+
+uint32_t mn_chan_srv_recv_room(const struct mn_chan_srv *s)
+{
+	uint32_t room = side_room(s, MN_CHAN_SIDE_RECV), nfree = mn_pool_nfree(&s->pool);
+
+	return room < nfree ? room : nfree;
 }
 
 static int srv_layout(struct mn_chan_srv *s, const struct mn_chan_params *p, uint32_t cap)
@@ -297,9 +334,15 @@ int mn_chan_srv_create(struct mn_chan_srv *s, const struct mn_chan_params *p)
 	s->payload = mn_chan_payload(p->buf_size);
 	s->max_msg = p->max_msg_size;
 	s->max_chain = mn_chan_nbufs_for(p->max_msg_size, s->payload);
+	s->side = calloc(p->nbufs, sizeof(*s->side));
+	if (!s->side)
+		return -ENOMEM;
+	s->held[MN_CHAN_SIDE_NONE] = p->nbufs;
+	s->budget[MN_CHAN_SIDE_SEND] = p->recv_bufs ? p->nbufs - p->recv_bufs : p->nbufs;
+	s->budget[MN_CHAN_SIDE_RECV] = p->recv_bufs ? p->recv_bufs : p->nbufs;
 	err = srv_layout(s, p, cap);
 	if (err)
-		return err;
+		goto fail_side;
 	err = srv_format(s, p, cap);
 	if (err)
 		goto fail_region;
@@ -320,6 +363,8 @@ fail_errno:
 fail_region:
 	mn_pool_fini(&s->pool);
 	mn_region_unmap(&s->reg);
+fail_side:
+	free(s->side);
 	memset(s, 0, sizeof(*s));
 	s->kick_fd = s->rx_fd = -1;
 	return err;
@@ -327,6 +372,7 @@ fail_region:
 
 void mn_chan_srv_destroy(struct mn_chan_srv *s)
 {
+	free(s->side);
 	mn_pool_fini(&s->pool);
 	mn_region_unmap(&s->reg);
 	if (s->kick_fd >= 0)
@@ -351,10 +397,16 @@ int mn_chan_srv_refill(struct mn_chan_srv *s, uint32_t target)
 		int put;
 
 		while (n < BURST && pending + (uint32_t)lent + n < target) {
-			int idx = mn_pool_alloc(&s->pool);
+			int idx;
 
+			if (side_room(s, MN_CHAN_SIDE_SEND) == 0) {
+				s->st.send_capped++;
+				break;
+			}
+			idx = mn_pool_alloc(&s->pool);
 			if (idx < 0)
 				break;
+			side_set(s, (uint32_t)idx, MN_CHAN_SIDE_SEND);
 			mn_pool_lend(&s->pool, (uint32_t)idx);
 			d[n++] = (struct mn_chan_desc){ .idx = (uint32_t)idx, .nbufs = 1,
 							.type = MN_CHAN_D_BUF };
@@ -365,7 +417,7 @@ int mn_chan_srv_refill(struct mn_chan_srv *s, uint32_t target)
 		/* Not queued (only if the peer tampered with the ring): ours again. */
 		for (uint32_t i = put < 0 ? 0 : (uint32_t)put; i < n; i++) {
 			mn_pool_take(&s->pool, d[i].idx);
-			mn_pool_free(&s->pool, d[i].idx);
+			buf_free(s, d[i].idx);
 		}
 		if (put < 0)
 			return put;
@@ -410,14 +462,14 @@ static int take_chain(struct mn_chan_srv *s, uint32_t first, uint32_t n, uint32_
 		taken++;
 		if (len == 0 && i + 1 == n) {
 			if (!idx)
-				mn_pool_free(&s->pool, cur);
+				buf_free(s, cur);
 			break;
 		}
 		h = buf_hdr(&s->view, cur);
 		next = __atomic_load_n(&h->next, __ATOMIC_RELAXED);
 		blen = __atomic_load_n(&h->len, __ATOMIC_RELAXED);
 		if (!idx)
-			mn_pool_free(&s->pool, cur);
+			buf_free(s, cur);
 		if ((len && blen != chain_buf_len(s->payload, i, n, len)) ||
 		    (i + 1 < n && next == MN_CHAN_NIL) || (len && i + 1 == n && next != MN_CHAN_NIL)) {
 			err = -EBADMSG;
@@ -429,7 +481,7 @@ static int take_chain(struct mn_chan_srv *s, uint32_t first, uint32_t n, uint32_
 
 bad:
 	for (uint32_t i = 0; idx && i < taken; i++)
-		mn_pool_free(&s->pool, idx[i]);
+		buf_free(s, idx[i]);
 	s->st.bad_chain++;
 	mn_warn_rl("chan", "channel %" PRIu32 ": refused a chain from buffer %" PRIu32
 		   " (%" PRIu32 " buffers, %" PRIu32 " B): %s at buffer %" PRIu32 " (step %" PRIu32 ")",
@@ -457,6 +509,10 @@ int mn_chan_srv_tx_take(struct mn_chan_srv *s, struct mn_chan_desc *d, uint32_t 
 	}
 	if (take_chain(s, d->idx, d->nbufs, d->len, idx) != 0)
 		return -EPROTO;
+	/* Until it is acknowledged, a message counts against the send side,
+	 * even one made of buffers received earlier. */
+	for (uint32_t i = 0; i < d->nbufs; i++)
+		side_set(s, idx[i], MN_CHAN_SIDE_SEND);
 	s->st.tx_msgs++;
 	s->st.tx_bytes += d->len;
 	return 1;
@@ -496,12 +552,18 @@ int mn_chan_srv_chain_alloc(struct mn_chan_srv *s, uint32_t len, uint32_t *idx)
 	if (len == 0 || len > s->max_msg)
 		return -EMSGSIZE;
 	n = mn_chan_nbufs_for(len, s->payload);
+	if (side_room(s, MN_CHAN_SIDE_RECV) < n) {
+		s->st.recv_capped++;
+		return -ENOBUFS;
+	}
 	if (mn_pool_nfree(&s->pool) < n) {
 		s->pool.stats.alloc_fail++;
 		return -ENOBUFS;
 	}
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		idx[i] = (uint32_t)mn_pool_alloc(&s->pool);
+		side_set(s, idx[i], MN_CHAN_SIDE_RECV);
+	}
 	mn_chan_chain_link(&s->view, idx, n, len);
 	return (int)n;
 }
@@ -509,7 +571,7 @@ int mn_chan_srv_chain_alloc(struct mn_chan_srv *s, uint32_t len, uint32_t *idx)
 void mn_chan_srv_chain_free(struct mn_chan_srv *s, const uint32_t *idx, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
-		mn_pool_free(&s->pool, idx[i]);
+		buf_free(s, idx[i]);
 }
 
 int mn_chan_srv_deliver(struct mn_chan_srv *s, const struct mn_chan_flow *flow,

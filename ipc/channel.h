@@ -304,7 +304,29 @@ struct mn_chan_params {
 	uint32_t max_msg_size; /* 1 .. MN_CHAN_MAX_MSG; ceil(/payload) <= nbufs */
 	uint64_t server_gen;
 	unsigned int region_flags; /* MN_REGION_F_* */
+	/*
+	 * Buffers the server reserves for receiving: never lent on fill, only
+	 * allocated for reassembly (mn_chan_srv_chain_alloc()). 0: no split,
+	 * send and receive share the whole pool. Otherwise max_chain ..
+	 * nbufs - max_chain, so that a largest message fits on either side.
+	 * See "Send and receive budgets" below.
+	 */
+	uint32_t recv_bufs;
 };
+
+/*
+ * Send and receive budgets. With one shared pool, two applications that
+ * both queue many large sends can fill both pools with their own unacked
+ * messages: neither server can then reassemble what the other sends, and
+ * neither send is ever acknowledged. With recv_bufs set the server counts
+ * the buffers it lent on fill or holds for sending (send side, at most
+ * nbufs - recv_bufs) apart from those it allocated for reassembly or lent
+ * on rx (receive side, at most recv_bufs). A buffer counts for the side
+ * that last gave it out, until it comes back on free or the server frees
+ * it; a received chain an application sends on tx moves to the send side.
+ * The receive side then always has room for one largest message once the
+ * application has consumed what it received, whatever the sends do.
+ */
 
 struct mn_chan_srv_stats {
 	uint64_t tx_msgs;     /* valid messages taken from tx */
@@ -317,7 +339,12 @@ struct mn_chan_srv_stats {
 	uint64_t bad_chain;   /* chains refused (index, ownership, header) */
 	uint64_t freed;	      /* buffers taken back from free */
 	uint64_t wakeups;     /* rx eventfd writes */
+	uint64_t send_capped; /* refills cut short by the send budget */
+	uint64_t recv_capped; /* reassembly allocations refused by the receive budget */
 };
+
+/* Which side of the budget a buffer counts for (mn_chan_srv.side). */
+enum mn_chan_side { MN_CHAN_SIDE_NONE = 0, MN_CHAN_SIDE_SEND = 1, MN_CHAN_SIDE_RECV = 2 };
 
 struct mn_chan_srv {
 	struct mn_region reg;
@@ -336,6 +363,9 @@ struct mn_chan_srv {
 	uint32_t max_chain;
 	uint32_t published;	    /* MN_CHAN_WAIT_* bits: what was published on
 				     * rx/fill since the last mn_chan_srv_wake() */
+	uint8_t *side;		    /* per buffer: enum mn_chan_side (private) */
+	uint32_t held[3];	    /* buffers out per side (index MN_CHAN_SIDE_*) */
+	uint32_t budget[3];	    /* the most each side may hold */
 	struct mn_chan_srv_stats st;
 };
 
@@ -355,8 +385,9 @@ void mn_chan_srv_destroy(struct mn_chan_srv *s);
 
 /*
  * mn_chan_srv_refill - top the fill ring up to @target buffers waiting (not
- * counting those the application already took). Returns the number lent,
- * or -EBADMSG (the ring's indices are corrupt).
+ * counting those the application already took), within the send budget
+ * (a refill the budget cuts short is counted in st.send_capped). Returns
+ * the number lent, or -EBADMSG (the ring's indices are corrupt).
  */
 int mn_chan_srv_refill(struct mn_chan_srv *s, uint32_t target);
 
@@ -399,13 +430,15 @@ int mn_chan_srv_free_poll(struct mn_chan_srv *s, uint32_t max);
 
 /*
  * mn_chan_srv_chain_alloc - allocate the buffers of a @len-byte message
- * (1..max_msg) and link them (dense headers). Fills @idx with
- * ceil(@len/payload) indices, held by the server. Returns that count, or
- * -EMSGSIZE (@len), -ENOBUFS (not enough free buffers: none taken).
+ * (1..max_msg) for reassembly and link them (dense headers). Fills @idx
+ * with ceil(@len/payload) indices, held by the server, counted on the
+ * receive side. Returns that count, or -EMSGSIZE (@len), -ENOBUFS (not
+ * enough free buffers, or the receive budget would be exceeded: none taken;
+ * retry once the application has given received chains back).
  */
 int mn_chan_srv_chain_alloc(struct mn_chan_srv *s, uint32_t len, uint32_t *idx);
 
-/* mn_chan_srv_chain_free - free a chain the server holds. */
+/* mn_chan_srv_chain_free - free a chain the server holds (either side). */
 void mn_chan_srv_chain_free(struct mn_chan_srv *s, const uint32_t *idx, uint32_t n);
 
 /*
@@ -442,6 +475,10 @@ void mn_chan_srv_wake(struct mn_chan_srv *s);
  */
 bool mn_chan_srv_sleep_prepare(struct mn_chan_srv *s);
 void mn_chan_srv_sleep_done(struct mn_chan_srv *s);
+
+/* mn_chan_srv_recv_room - buffers the receive side may still allocate:
+ * what its budget leaves, bounded by the free buffers. */
+uint32_t mn_chan_srv_recv_room(const struct mn_chan_srv *s);
 
 /* mn_chan_srv_pending - tx or free holds entries (fresh read). */
 bool mn_chan_srv_pending(struct mn_chan_srv *s);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "channel.h"
 #include "ctl.h"
 #include "log.h"
 
@@ -345,11 +346,16 @@ static int check_limits(const struct proto_cfg *c)
 		       bytes, PROTO_CHANNEL_BYTES_MAX);
 		return -EINVAL;
 	}
-	if (c->max_msg_size > bytes / 2) {
-		mn_err(COMP, "max_msg_size = %u: expected at most half of channel_buffers * "
-			     "buffer_size (%u * %u / 2 = %llu), so that one message never fills "
-			     "a channel", c->max_msg_size, c->channel_buffers, c->buffer_size,
-		       bytes / 2);
+	/* Half the pool is reserved for receiving (ipc/channel.h, budgets):
+	 * a largest message must fit in either half. */
+	if (mn_chan_nbufs_for(c->max_msg_size, mn_chan_payload(c->buffer_size)) >
+	    c->channel_buffers / 2) {
+		mn_err(COMP, "max_msg_size = %u needs %u buffers of %u B (%u B of data each): "
+			     "expected at most half of channel_buffers = %u, so that one "
+			     "message fits in each of the send and receive halves; raise "
+			     "channel_buffers or buffer_size, or lower max_msg_size",
+		       c->max_msg_size, mn_chan_nbufs_for(c->max_msg_size, mn_chan_payload(c->buffer_size)),
+		       c->buffer_size, mn_chan_payload(c->buffer_size), c->channel_buffers);
 		return -EINVAL;
 	}
 	return 0;
@@ -413,7 +419,8 @@ void proto_cfg_usage(FILE *f, const char *prog)
 		mn_conf_usage_keys(f, &proto_sections[i], def);
 	}
 	fprintf(f, "Cross-field rules: listen_ports and ephemeral_ports do not overlap;\n"
-		   "channel_buffers * buffer_size <= 1 GiB and max_msg_size <= half of it;\n"
+		   "channel_buffers * buffer_size <= 1 GiB; max_msg_size fits in\n"
+		   "channel_buffers / 2 buffers (of buffer_size - 16 data bytes);\n"
 		   "init_window <= window; rto_min_us <= rto_init_us <= rto_max_us;\n"
 		   "keepalive_ms < idle_timeout_ms (unless either is 0).\n");
 	free(def);

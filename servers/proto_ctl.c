@@ -202,6 +202,8 @@ static int on_attach(struct proto *p, int ci, const struct mn_ctl_msg *m)
 		.buf_size = p->cfg.buffer_size,
 		.max_msg_size = p->cfg.max_msg_size,
 		.server_gen = p->server_gen,
+		/* Half for receiving: queued sends never starve reassembly. */
+		.recv_bufs = p->cfg.channel_buffers / 2,
 	};
 	struct mn_tenant_attached out;
 	int fds[MN_CHAN_NFDS], err;

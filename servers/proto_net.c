@@ -9,8 +9,8 @@
  * holds the chain of one message (allocated per message: a known cost on
  * the path of large messages, kept simple until it is measured).
  *
- * Known limits: the transport state is process memory for now (adopting it
- * after a restart is a later issue); next hops are learned from received
+ * Known limits: a restarted server formats its state afresh (adopting it
+ * is a later issue); next hops are learned from received
  * frames and resolved through nicd synchronously at connect time.
  */
 #include <errno.h>
@@ -53,6 +53,7 @@ struct pflow {
 	int ci;		/* owning channel, -1 */
 	bool connecting; /* a CONNECT waits for the handshake */
 	bool rx_blocked; /* rx_msg_alloc refused: call tp_rx_ready later */
+	uint32_t rx_need; /* buffers the refused message needs */
 };
 
 struct proto_net {
@@ -255,6 +256,7 @@ blocked:
 		n->flows[flow].rx_blocked = true;
 		n->rx_blocked++;
 	}
+	n->flows[flow].rx_need = mn_chan_nbufs_for(msg_len, srv->payload);
 	return -ENOBUFS;
 }
 
@@ -435,9 +437,8 @@ static unsigned int rx_frames(struct proto *p, uint64_t now)
 
 /*
  * Buffers kept on a channel's fill ring: enough for one largest message and
- * a burst, no more. Send and receive share the pool; what is not lent for
- * sending stays free for reassembling what arrives (8 MiB messages once
- * starved with half the pool on fill).
+ * a burst, no more. The send half of the pool bounds what is lent in all
+ * (ipc/channel.h, budgets); the receive half is never lent on fill.
  */
 uint32_t pnet_fill_target(const struct mn_chan_srv *s)
 {
@@ -446,14 +447,6 @@ uint32_t pnet_fill_target(const struct mn_chan_srv *s)
 	return want < s->pool.nbufs ? want : s->pool.nbufs;
 }
 
-/*
- * Top up fill to one largest message and a burst. Send and receive share
- * the pool; the rest stays free for receiving. Known limit: 8 MiB messages
- * at large windows can still fill both ends' pools with their own queued
- * sends and deadlock. A hard receive reserve was tried and removed: it let
- * an application holding a received message block forever on a largest
- * send. The fix is separate send and receive budgets (issue 4, open).
- */
 void pnet_refill(struct mn_chan_srv *s)
 {
 	mn_chan_srv_refill(s, pnet_fill_target(s));
@@ -527,12 +520,15 @@ static unsigned int tx_channel(struct proto *p, int ci, uint64_t now)
 	return work;
 }
 
+/* Let the flows of channel @ci whose refused message fits now try again
+ * (a window update asks their peers to retransmit). */
 static void rx_unblock(struct proto *p, int ci, uint64_t now)
 {
 	struct proto_net *n = p->net;
+	uint32_t room = mn_chan_srv_recv_room(&p->conns[ci].srv);
 
 	for (uint32_t f = 0; f < n->tcfg.max_flows; f++) {
-		if (n->flows[f].ci == ci && n->flows[f].rx_blocked) {
+		if (n->flows[f].ci == ci && n->flows[f].rx_blocked && n->flows[f].rx_need <= room) {
 			n->flows[f].rx_blocked = false;
 			n->rx_blocked--;
 			tp_rx_ready(&n->tp, f, now);
@@ -555,9 +551,9 @@ static unsigned int channels(struct proto *p, uint64_t now)
 		freed = mn_chan_srv_free_poll(&c->srv, 256);
 		if (freed > 0)
 			work += (unsigned int)freed;
-		/* Buffers also come back when sends complete: retry blocked
-		 * receives whenever one whole message would fit again. */
-		if (p->net->rx_blocked && mn_pool_nfree(&c->srv.pool) >= c->srv.max_chain)
+		/* Received chains come back on free: retry blocked receives
+		 * when the receive half has room again. */
+		if (p->net->rx_blocked && (freed > 0 || mn_chan_srv_recv_room(&c->srv) >= c->srv.max_chain))
 			rx_unblock(p, (int)ci, now);
 		pnet_refill(&c->srv);
 		mn_chan_srv_wake(&c->srv);

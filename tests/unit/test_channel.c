@@ -738,6 +738,90 @@ static void test_close(void **state)
 
 /* Table-driven: messages of many sizes round-trip with intact content, and
  * every buffer comes home. */
+/*
+ * Send and receive budgets: half the pool for each. Queued sends never take
+ * the receive half, reassembly never takes the send half, and buffers go
+ * back to the side that gave them out; a received chain sent on tx moves
+ * to the send side.
+ */
+static void test_budgets(void **state)
+{
+	struct fx *f = *state;
+	struct mn_chan_params p = params(NBUFS, BUF_SIZE, MAX_MSG);
+	static uint8_t in[MAX_MSG], out[MAX_MSG];
+	struct iovec oiov = { out, sizeof(out) };
+	uint32_t rx[3][9];
+	struct mn_chan_desc d;
+
+	fx_close(f);
+	p.recv_bufs = NBUFS / 2;
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(mn_chan_srv_create(&f->s, &p), 0);
+	assert_int_equal(app_map_dup(&f->a, &f->s), 0);
+	fill_pattern(in, sizeof(in), 5);
+
+	/* Fill stops at the send half, whatever the target. */
+	assert_int_equal(mn_chan_srv_refill(&f->s, NBUFS), NBUFS / 2);
+	assert_true(f->s.st.send_capped > 0);
+	/* Three 9-buffer messages fit in the receive half; a fourth does not,
+	 * though the send half's lent buffers are not the reason. */
+	for (int i = 0; i < 3; i++)
+		srv_chain(f, MAX_MSG, rx[i]);
+	assert_int_equal(mn_chan_srv_recv_room(&f->s), 5);
+	assert_int_equal(mn_chan_srv_chain_alloc(&f->s, MAX_MSG, f->sidx), -ENOBUFS);
+	assert_int_equal(f->s.st.recv_capped, 1);
+	/* The application sends three messages from its half; the fourth finds
+	 * no buffers, and refills lend nothing more while the three are held. */
+	for (uint64_t k = 0; k < 3; k++) {
+		app_send_ok(f, in, MAX_MSG, k);
+		assert_int_equal(mn_chan_srv_tx_take(&f->s, &d, f->sidx + 9 * k), 1);
+	}
+	assert_int_equal(mn_chan_app_send(&f->a, &FLOW, &(struct iovec){ in, MAX_MSG }, 1,
+					  MAX_MSG, 0, 3), -ENOBUFS);
+	assert_int_equal(mn_chan_srv_refill(&f->s, NBUFS), 0);
+	assert_int_equal(f->s.held[MN_CHAN_SIDE_SEND], NBUFS / 2);
+	assert_int_equal(f->s.held[MN_CHAN_SIDE_RECV], 27);
+	/* Delivered and consumed: the receive half is whole again. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mn_chan_srv_deliver(&f->s, &FLOW, rx[i], 9, MAX_MSG, 0), 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mn_chan_app_recv(&f->a, &d, &oiov, 1), 1);
+	assert_int_equal(mn_chan_srv_free_poll(&f->s, 64), 27);
+	assert_int_equal(f->s.held[MN_CHAN_SIDE_RECV], 0);
+	assert_int_equal(mn_chan_srv_recv_room(&f->s), NBUFS / 2);
+	/* The sends complete: the send half lends again. */
+	mn_chan_srv_chain_free(&f->s, f->sidx, 27);
+	assert_int_equal(f->s.held[MN_CHAN_SIDE_SEND], 5);
+	assert_int_equal(mn_chan_srv_refill(&f->s, NBUFS), NBUFS / 2 - 5);
+	/* A received chain put straight on tx counts for sending from then on. */
+	srv_chain(f, MAX_MSG, rx[0]);
+	assert_int_equal(mn_chan_srv_deliver(&f->s, &FLOW, rx[0], 9, MAX_MSG, 0), 1);
+	assert_int_equal(mn_chan_app_peek(&f->a, &d), 1);
+	app_forge_tx(f, d.idx, 9, MAX_MSG, MN_CHAN_D_MSG);
+	assert_int_equal(mn_chan_srv_tx_take(&f->s, &d, f->sidx), 1);
+	assert_int_equal(f->s.held[MN_CHAN_SIDE_RECV], 0);
+	assert_int_equal(f->s.held[MN_CHAN_SIDE_SEND], NBUFS / 2 + 9);
+	mn_chan_srv_chain_free(&f->s, f->sidx, 9);
+	assert_int_equal(f->s.held[MN_CHAN_SIDE_SEND] + f->s.held[MN_CHAN_SIDE_NONE], NBUFS);
+	assert_int_equal(f->s.st.bad_chain + f->s.st.bad_desc + f->a.st.bad_rx, 0);
+}
+
+/* recv_bufs must leave a largest message room on both sides. */
+static void test_budgets_refused(void **state)
+{
+	const uint32_t bad[] = { 8, NBUFS - 8 };
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct mn_chan_params p = params(NBUFS, BUF_SIZE, MAX_MSG);
+		struct mn_chan_srv s;
+
+		p.recv_bufs = bad[i];
+		assert_int_equal(mn_chan_srv_create(&s, &p), -EINVAL);
+		assert_log_contains("buffers reserved for receiving");
+	}
+}
+
 static void test_sizes_table(void **state)
 {
 	struct fx *f = *state;
@@ -790,6 +874,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wakeup_handshake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sizes_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budgets, setup, teardown),
+		cmocka_unit_test(test_budgets_refused),
 	};
 
 	return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);

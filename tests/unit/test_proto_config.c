@@ -810,13 +810,13 @@ static void test_validate_max_msg_fits_half_a_channel(void **state)
 
 	(void)state;
 	valid_cfg(&c);
-	c.channel_buffers = 1024; /* 4 MiB of buffers: at most 2 MiB messages */
+	c.channel_buffers = 1024; /* 512 buffers of 4080 data bytes per half */
 	assert_int_equal(proto_cfg_validate(&c), -EINVAL);
-	assert_log_contains("max_msg_size = 8388608: expected at most half of channel_buffers "
-			    "* buffer_size (1024 * 4096 / 2 = 2097152)");
-	c.max_msg_size = 2097152;
+	assert_log_contains("max_msg_size = 8388608 needs 2057 buffers of 4096 B (4080 B of data "
+			    "each): expected at most half of channel_buffers = 1024");
+	c.max_msg_size = 512 * 4080;
 	assert_int_equal(proto_cfg_validate(&c), 0);
-	c.max_msg_size = 2097153;
+	c.max_msg_size = 512 * 4080 + 1;
 	assert_int_equal(proto_cfg_validate(&c), -EINVAL);
 }
 
@@ -832,10 +832,14 @@ static void test_validate_buffer_math_from_file(void **state)
 			 -EINVAL);
 	assert_log_contains("max_msg_size = 8388608");
 	assert_int_equal(proto_cfg_parse_cmdline_at(&c, 5, (char *[]){ "p", "-c", (char *)p,
-								       "--max-msg-size", "512",
+								       "--max-msg-size", "385",
+								       NULL }, tmpdir),
+			 -EINVAL); /* 9 buffers of 48 data bytes: more than 16 / 2 */
+	assert_int_equal(proto_cfg_parse_cmdline_at(&c, 5, (char *[]){ "p", "-c", (char *)p,
+								       "--max-msg-size", "384",
 								       NULL }, tmpdir),
 			 0);
-	assert_int_equal(c.max_msg_size, 512);
+	assert_int_equal(c.max_msg_size, 384);
 }
 
 static void test_validate_keepalive_below_idle_timeout(void **state)
@@ -911,7 +915,7 @@ static void test_cmdline_overrides_file(void **state)
 				       "--app-uid", "7", "--app-gid", "any", "--log-level", "warn",
 				       "--poll-mode", "yield", "--spin-us", "5", "--sleep-max-us",
 				       "6", "--channels", "9", "--flows", "10", "--channel-buffers",
-				       "64", "--buffer-size", "128", "--max-msg-size", "4096",
+				       "64", "--buffer-size", "128", "--max-msg-size", "3584",
 				       "--frames", "128", "--cc", "swift", "--window", "16",
 				       "--init-window", "2", "--rto-min-us", "100", "--rto-max-us",
 				       "300", "--rto-init-us", "200", "--max-retries", "3",
@@ -935,7 +939,7 @@ static void test_cmdline_overrides_file(void **state)
 	assert_int_equal(c.flows, 10);
 	assert_int_equal(c.channel_buffers, 64);
 	assert_int_equal(c.buffer_size, 128);
-	assert_int_equal(c.max_msg_size, 4096);
+	assert_int_equal(c.max_msg_size, 3584);
 	assert_int_equal(c.frames, 128);
 	assert_int_equal(c.cc, PROTO_CC_SWIFT);
 	assert_int_equal(c.window, 16);
