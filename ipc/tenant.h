@@ -39,6 +39,20 @@
  *   CLOSE       mn_tenant_flow_req           none
  *   FLOW_STATS  mn_tenant_flow_req           mn_tenant_flow_stats
  *
+ * An admin connection (HELLO role MN_TENANT_ROLE_ADMIN, name = the tenant;
+ * machnetctl) attaches no channel. Its peer passes the same credential
+ * check as applications (root always does), and it may send, one at a time:
+ *
+ *   type        request payload              response payload (status 0)
+ *   STATS       none                         mn_tenant_stats
+ *   FLOWS       mn_tenant_flows_req          mn_tenant_list_hdr + count *
+ *                                            mn_tenant_flow_entry
+ *
+ * Application requests on an admin connection, and admin requests on an
+ * application's, get -EBADF. The server keeps PROTO_ADMIN_CONNS connection
+ * slots beyond its channel limit, so a tenant with every channel in use can
+ * still be observed.
+ *
  * After DETACH's response the server closes the connection; the channel's
  * flows are closed (FIN) and its region given up, as on a hang-up.
  *
@@ -59,7 +73,7 @@
 enum mn_tenant_role {
 	MN_TENANT_ROLE_APP = 1,	   /* libmachnet; name = the tenant it wants */
 	MN_TENANT_ROLE_SERVER = 2, /* machnet-proto; name = its tenant */
-	MN_TENANT_ROLE_ADMIN = 3,  /* machnetctl (requests defined with it) */
+	MN_TENANT_ROLE_ADMIN = 3,  /* machnetctl: STATS, FLOWS */
 };
 
 enum mn_tenant_msg {
@@ -69,6 +83,8 @@ enum mn_tenant_msg {
 	MN_TENANT_T_CONNECT,		    /* 19 */
 	MN_TENANT_T_CLOSE,		    /* 20 */
 	MN_TENANT_T_FLOW_STATS,		    /* 21 */
+	MN_TENANT_T_STATS,		    /* 22: admin */
+	MN_TENANT_T_FLOWS,		    /* 23: admin */
 };
 
 /*
@@ -204,6 +220,88 @@ _Static_assert(sizeof(struct mn_tenant_flow_stats) == 160, "flow stats are ABI")
 _Static_assert(offsetof(struct mn_tenant_flow_stats, tx_msgs) == 48, "flow stats are ABI");
 
 /*
+ * STATS response (admin): the server and its counters since it started.
+ * Channel counters are summed over the channels attached now (a detached
+ * channel's are gone with it).
+ */
+struct mn_tenant_stats {
+	char name[32];		    /* the tenant, NUL-terminated */
+	char version[16];	    /* machnet-proto's, NUL-terminated */
+	uint32_t pid;
+	uint32_t ip;		    /* the tenant's address, host order */
+	uint64_t uptime_ns;
+	uint64_t server_gen;
+	uint32_t channels;	    /* attached now */
+	uint32_t max_channels;	    /* limits.channels */
+	uint32_t flows;		    /* flows now, any state */
+	uint32_t max_flows;	    /* limits.flows */
+	uint32_t nicd_connected;    /* 1 while registered with machnet-nicd */
+	uint32_t reserved0;
+	uint64_t nicd_reconnects;   /* registrations after the first */
+	/* Transport (servers/transport.h, struct tp_stats). */
+	uint64_t rx_pkts;	    /* transport packets received */
+	uint64_t rx_no_flow;	    /* for no flow (answered with RST where due) */
+	uint64_t rx_bad;	    /* malformed, bad connection id or state */
+	uint64_t rst_sent;
+	uint64_t tx_fail;	    /* packets the port could not take */
+	uint64_t flows_opened;
+	uint64_t flows_closed;
+	uint64_t flows_failed;	    /* ended by an error: timeout, reset, ... */
+	/* Between nicd and the transport. */
+	uint64_t rx_not_udp;	    /* frames from nicd that were not UDP */
+	uint64_t no_neigh;	    /* sends without a known next hop */
+	uint64_t deliver_full;	    /* messages dropped: a channel's rx ring full */
+	/* Channels (ipc/channel.h, struct mn_chan_srv_stats), summed. */
+	uint64_t ch_tx_msgs;
+	uint64_t ch_tx_bytes;
+	uint64_t ch_rx_msgs;
+	uint64_t ch_rx_bytes;
+	uint64_t ch_rx_full;	    /* deliveries or events held back: rx full */
+	uint64_t ch_bad_desc;	    /* malformed descriptors from applications */
+	uint64_t ch_bad_chain;	    /* refused chains from applications */
+	uint64_t ch_send_capped;    /* refills stopped by the send budget */
+	uint64_t ch_recv_capped;    /* reassemblies refused by the receive budget */
+	uint64_t syn_refused;	    /* SYNs answered with RST: no listener, no flow slot */
+	uint64_t halfopen_dropped;  /* half-open flows that timed out or were reset */
+	uint64_t nicd_bad_desc;	    /* descriptors from nicd that failed validation */
+	uint64_t reserved1[5];
+};
+_Static_assert(sizeof(struct mn_tenant_stats) == 328, "tenant stats are ABI");
+_Static_assert(offsetof(struct mn_tenant_stats, rx_pkts) == 104, "tenant stats are ABI");
+
+/*
+ * FLOWS request (admin): flows from slot @start on, at most @max (0: as
+ * many as fit one message). The response's next_start continues the walk;
+ * MN_TENANT_LIST_END when every slot was seen. Flows come and go between
+ * requests: a walk sees each flow that lives through it exactly once.
+ */
+struct mn_tenant_flows_req {
+	uint32_t start;
+	uint32_t max;
+	uint32_t reserved[2];
+};
+_Static_assert(sizeof(struct mn_tenant_flows_req) == 16, "flows request is ABI");
+
+#define MN_TENANT_LIST_END 0xffffffffu
+
+struct mn_tenant_list_hdr {
+	uint32_t count;	     /* entries that follow */
+	uint32_t next_start; /* for the next request, or MN_TENANT_LIST_END */
+};
+_Static_assert(sizeof(struct mn_tenant_list_hdr) == 8, "list header is ABI");
+
+/* One flow: FLOW_STATS' figures and who owns it. */
+struct mn_tenant_flow_entry {
+	uint32_t channel_id; /* 0: not bound to a channel yet (accepted, no listener) */
+	uint32_t app_pid;    /* the application holding the channel, 0 if none */
+	struct mn_tenant_flow_stats st;
+};
+_Static_assert(sizeof(struct mn_tenant_flow_entry) == 168, "flow entry is ABI");
+
+#define MN_TENANT_MAX_LIST_FLOWS \
+	((MN_CTL_MAX_PAYLOAD - sizeof(struct mn_tenant_list_hdr)) / sizeof(struct mn_tenant_flow_entry))
+
+/*
  * Validation tables for mn_ctl_check(): requests as the server receives
  * them, successful responses as the application receives them (check
  * status first: an error response has no payload and no fds).
@@ -223,6 +321,9 @@ static inline const struct mn_ctl_spec *mn_tenant_req_specs(size_t *n)
 		  sizeof(struct mn_tenant_flow_req), 0 },
 		{ MN_TENANT_T_FLOW_STATS, sizeof(struct mn_tenant_flow_req),
 		  sizeof(struct mn_tenant_flow_req), 0 },
+		{ MN_TENANT_T_STATS, 0, 0, 0 },
+		{ MN_TENANT_T_FLOWS, sizeof(struct mn_tenant_flows_req),
+		  sizeof(struct mn_tenant_flows_req), 0 },
 		{ MN_CTL_T_PING, 0, 0, 0 },
 	};
 
@@ -242,6 +343,11 @@ static inline const struct mn_ctl_spec *mn_tenant_resp_specs(size_t *n)
 		{ MN_TENANT_T_CLOSE, 0, 0, 0 },
 		{ MN_TENANT_T_FLOW_STATS, sizeof(struct mn_tenant_flow_stats),
 		  sizeof(struct mn_tenant_flow_stats), 0 },
+		{ MN_TENANT_T_STATS, sizeof(struct mn_tenant_stats),
+		  sizeof(struct mn_tenant_stats), 0 },
+		{ MN_TENANT_T_FLOWS, sizeof(struct mn_tenant_list_hdr),
+		  sizeof(struct mn_tenant_list_hdr) +
+			  MN_TENANT_MAX_LIST_FLOWS * sizeof(struct mn_tenant_flow_entry), 0 },
 		{ MN_CTL_T_PING, 0, 0, 0 },
 	};
 
@@ -253,10 +359,10 @@ static inline const struct mn_ctl_spec *mn_tenant_resp_specs(size_t *n)
 static inline const char *mn_tenant_type_name(uint16_t type)
 {
 	static const char *const names[] = {
-		"attach", "detach", "listen", "connect", "close", "flow_stats",
+		"attach", "detach", "listen", "connect", "close", "flow_stats", "stats", "flows",
 	};
 
-	if (type < MN_TENANT_T_ATTACH || type > MN_TENANT_T_FLOW_STATS)
+	if (type < MN_TENANT_T_ATTACH || type > MN_TENANT_T_FLOWS)
 		return NULL;
 	return names[type - MN_TENANT_T_ATTACH];
 }

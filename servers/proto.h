@@ -21,6 +21,8 @@
 #define PROTO_MAX_LISTENS 256
 #define PROTO_MAX_NEIGH 256
 #define PROTO_CTL_TIMEOUT_MS 1000
+/* Connection slots beyond limits.channels: machnetctl can always get in. */
+#define PROTO_ADMIN_CONNS 4
 
 /* One application connection; it serves at most one channel. */
 struct proto_conn {
@@ -29,6 +31,7 @@ struct proto_conn {
 	uid_t uid;
 	gid_t gid;
 	bool hello;	    /* HELLO answered */
+	bool admin;	    /* HELLO role ADMIN: STATS and FLOWS only */
 	bool allowed;	    /* credentials match the tenant's app_uid/app_gid */
 	bool attached;	    /* srv is live */
 	uint32_t channel_id;
@@ -57,7 +60,9 @@ struct proto_net; /* proto_net.c: transport state and flows */
 struct proto {
 	struct proto_cfg cfg;
 	struct portc port;
-	struct proto_conn *conns;	/* cfg.channels entries */
+	struct proto_conn *conns;	/* nconns entries */
+	uint32_t nconns;		/* cfg.channels + PROTO_ADMIN_CONNS */
+	uint32_t nattached;		/* channels attached now (<= cfg.channels) */
 	struct proto_listen listens[PROTO_MAX_LISTENS];
 	struct proto_neigh neigh[PROTO_MAX_NEIGH];
 	struct proto_net *net;
@@ -103,8 +108,14 @@ bool pnet_pending(struct proto *p);
 uint64_t pnet_next_deadline(struct proto *p);
 /* Buffers to keep on a channel's fill ring. */
 uint32_t pnet_fill_target(const struct mn_chan_srv *s);
-/* Top up a channel's fill ring, keeping the receive reserve. */
+/* Top up a channel's fill ring, within the channel's send budget. */
 void pnet_refill(struct mn_chan_srv *s);
+/* Admin requests: the transport's and glue counters into @out (the rest
+ * of it is proto_ctl's), and flows from slot @start (at most @max entries,
+ * *@next the slot to continue from or MN_TENANT_LIST_END). */
+void pnet_stats(struct proto *p, struct mn_tenant_stats *out);
+uint32_t pnet_flows(struct proto *p, uint32_t start, uint32_t max,
+		    struct mn_tenant_flow_entry *out, uint32_t *next);
 /* Log the transport's counters and every flow's figures (SIGUSR1). */
 void pnet_dump(struct proto *p);
 /* Accept connections to (ip, port) (ip 0: any of ours). */

@@ -118,6 +118,7 @@ static void conn_close(struct proto *p, int ci, const char *why)
 	struct proto_conn *c = &p->conns[ci];
 
 	if (c->attached) {
+		p->nattached--;
 		pnet_channel_gone(p, ci);
 		release_listens(p, ci);
 		epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->srv.kick_fd, NULL);
@@ -148,11 +149,12 @@ static void accept_conns(struct proto *p)
 
 		if (fd < 0)
 			return;
-		for (ci = 0; ci < (int)p->cfg.channels && p->conns[ci].fd >= 0; ci++)
+		for (ci = 0; ci < (int)p->nconns && p->conns[ci].fd >= 0; ci++)
 			;
-		if (ci == (int)p->cfg.channels) {
-			mn_warn_rl("ctl", "refusing an application: %u channels in use (limits.channels)",
-				   p->cfg.channels);
+		if (ci == (int)p->nconns) {
+			mn_warn_rl("ctl", "refusing a connection: all %u slots in use (limits.channels "
+				   "%u, plus %u for machnetctl)", p->nconns, p->cfg.channels,
+				   PROTO_ADMIN_CONNS);
 			close(fd);
 			continue;
 		}
@@ -182,8 +184,10 @@ static int on_hello(struct proto *p, int ci, const struct mn_ctl_msg *m)
 	snprintf(mine.name, sizeof(mine.name), "%s", p->cfg.name);
 	if (h.min_version > MN_CTL_VERSION || h.max_version < MN_CTL_VERSION)
 		status = -EPROTONOSUPPORT;
-	else if (h.role != MN_TENANT_ROLE_APP || strcmp(h.name, p->cfg.name) != 0)
+	else if ((h.role != MN_TENANT_ROLE_APP && h.role != MN_TENANT_ROLE_ADMIN) ||
+		 strcmp(h.name, p->cfg.name) != 0)
 		status = -ENOENT;
+	c->admin = h.role == MN_TENANT_ROLE_ADMIN;
 	if (!c->allowed)
 		mn_warn_rl("ctl", "pid %d (uid %u gid %u) may not use tenant %s: requests get -EACCES",
 			   (int)c->pid, (unsigned int)c->uid, (unsigned int)c->gid, p->cfg.name);
@@ -210,6 +214,11 @@ static int on_attach(struct proto *p, int ci, const struct mn_ctl_msg *m)
 
 	if (c->attached)
 		return reply(p, ci, &m->hdr, -EBUSY, NULL, 0);
+	if (p->nattached >= p->cfg.channels) {
+		mn_warn_rl("ctl", "pid %d: no channel left (limits.channels = %u)", (int)c->pid,
+			   p->cfg.channels);
+		return reply(p, ci, &m->hdr, -EMFILE, NULL, 0);
+	}
 	err = mn_chan_srv_create(&c->srv, &cp);
 	if (err)
 		return reply(p, ci, &m->hdr, err == -EINVAL ? -EINVAL : -ENOMEM, NULL, 0);
@@ -219,6 +228,7 @@ static int on_attach(struct proto *p, int ci, const struct mn_ctl_msg *m)
 		return reply(p, ci, &m->hdr, -ENOMEM, NULL, 0);
 	}
 	c->attached = true;
+	p->nattached++;
 	c->channel_id = cp.channel_id;
 	pnet_refill(&c->srv);
 	epoll_ctl(p->epfd, EPOLL_CTL_ADD, c->srv.kick_fd, &ev);
@@ -289,6 +299,76 @@ static int on_flow_req(struct proto *p, int ci, const struct mn_ctl_msg *m)
 	return reply(p, ci, &m->hdr, err, &st, sizeof(st));
 }
 
+/* ---- admin requests (machnetctl) --------------------------------------------- */
+
+static int on_stats(struct proto *p, int ci, const struct mn_ctl_msg *m)
+{
+	struct mn_tenant_stats out = { 0 };
+
+	snprintf(out.name, sizeof(out.name), "%s", p->cfg.name);
+	snprintf(out.version, sizeof(out.version), "%s", MACHNET_VERSION);
+	out.pid = (uint32_t)getpid();
+	out.ip = p->cfg.ip;
+	out.uptime_ns = proto_now_ns() - p->start_ns;
+	out.server_gen = p->server_gen;
+	out.channels = p->nattached;
+	out.max_channels = p->cfg.channels;
+	out.nicd_connected = p->port.sock >= 0;
+	out.nicd_reconnects = p->port.reconnects;
+	out.nicd_bad_desc = p->port.bad_desc;
+	pnet_stats(p, &out);
+	for (uint32_t i = 0; i < p->nconns; i++) {
+		const struct mn_chan_srv_stats *st = &p->conns[i].srv.st;
+
+		if (!p->conns[i].attached)
+			continue;
+		out.ch_tx_msgs += st->tx_msgs;
+		out.ch_tx_bytes += st->tx_bytes;
+		out.ch_rx_msgs += st->rx_msgs;
+		out.ch_rx_bytes += st->rx_bytes;
+		out.ch_rx_full += st->rx_full;
+		out.ch_bad_desc += st->bad_desc;
+		out.ch_bad_chain += st->bad_chain;
+		out.ch_send_capped += st->send_capped;
+		out.ch_recv_capped += st->recv_capped;
+	}
+	return reply(p, ci, &m->hdr, 0, &out, sizeof(out));
+}
+
+static int on_flows(struct proto *p, int ci, const struct mn_ctl_msg *m)
+{
+	struct mn_tenant_flows_req req;
+	struct mn_tenant_list_hdr *h;
+	uint32_t max;
+	size_t len;
+	int err;
+
+	memcpy(&req, m->payload, sizeof(req));
+	max = req.max == 0 || req.max > MN_TENANT_MAX_LIST_FLOWS ? MN_TENANT_MAX_LIST_FLOWS : req.max;
+	len = sizeof(*h) + (size_t)max * sizeof(struct mn_tenant_flow_entry);
+	h = malloc(len);
+	if (!h)
+		return reply(p, ci, &m->hdr, -ENOMEM, NULL, 0);
+	h->count = pnet_flows(p, req.start, max, (struct mn_tenant_flow_entry *)(h + 1),
+			      &h->next_start);
+	err = reply(p, ci, &m->hdr, 0, h,
+		    (uint32_t)(sizeof(*h) + h->count * sizeof(struct mn_tenant_flow_entry)));
+	free(h);
+	return err;
+}
+
+static int dispatch_admin(struct proto *p, int ci, struct mn_ctl_msg *m)
+{
+	switch (m->hdr.type) {
+	case MN_TENANT_T_STATS:
+		return on_stats(p, ci, m);
+	case MN_TENANT_T_FLOWS:
+		return on_flows(p, ci, m);
+	default:
+		return reply(p, ci, &m->hdr, -EBADF, NULL, 0);
+	}
+}
+
 static uint32_t channel_of(const struct mn_ctl_msg *m)
 {
 	uint32_t id;
@@ -308,6 +388,10 @@ static int dispatch(struct proto *p, int ci, struct mn_ctl_msg *m)
 		return reply(p, ci, &m->hdr, 0, NULL, 0);
 	if (!c->allowed)
 		return reply(p, ci, &m->hdr, -EACCES, NULL, 0);
+	if (c->admin)
+		return dispatch_admin(p, ci, m);
+	if (m->hdr.type == MN_TENANT_T_STATS || m->hdr.type == MN_TENANT_T_FLOWS)
+		return reply(p, ci, &m->hdr, -EBADF, NULL, 0);
 	if (m->hdr.type == MN_TENANT_T_ATTACH)
 		return on_attach(p, ci, m);
 	if (!c->attached || channel_of(m) != c->channel_id)
@@ -383,10 +467,10 @@ int pctl_open(struct proto *p)
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV(EV_LISTEN, 0) };
 	char path[sizeof(p->cfg.runtime_dir) + PROTO_NAME_MAX + 8];
 
-	p->conns = calloc(p->cfg.channels, sizeof(*p->conns));
+	p->conns = calloc(p->nconns, sizeof(*p->conns));
 	if (!p->conns)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < p->cfg.channels; i++)
+	for (uint32_t i = 0; i < p->nconns; i++)
 		p->conns[i].fd = -1;
 	if (mkdir(p->cfg.runtime_dir, 0755) != 0 && errno != EEXIST) {
 		mn_err("ctl", "cannot create runtime directory %s: %s", p->cfg.runtime_dir,
@@ -414,7 +498,7 @@ void pctl_close(struct proto *p)
 {
 	char path[sizeof(p->cfg.runtime_dir) + PROTO_NAME_MAX + 8];
 
-	for (uint32_t i = 0; p->conns && i < p->cfg.channels; i++)
+	for (uint32_t i = 0; p->conns && i < p->nconns; i++)
 		if (p->conns[i].fd >= 0)
 			conn_close(p, (int)i, "shutdown");
 	free(p->conns);

@@ -39,7 +39,7 @@ static bool may_sleep(struct proto *p)
 
 	if (p->port.ctrl)
 		__atomic_store_n(&p->port.ctrl->proto_sleeping, 1, __ATOMIC_SEQ_CST);
-	for (uint32_t i = 0; i < p->cfg.channels && ok; i++)
+	for (uint32_t i = 0; i < p->nconns && ok; i++)
 		if (p->conns[i].attached && !mn_chan_srv_sleep_prepare(&p->conns[i].srv))
 			ok = false;
 	return ok && !pnet_pending(p);
@@ -49,7 +49,7 @@ static void woke(struct proto *p)
 {
 	if (p->port.ctrl)
 		__atomic_store_n(&p->port.ctrl->proto_sleeping, 0, __ATOMIC_SEQ_CST);
-	for (uint32_t i = 0; i < p->cfg.channels; i++)
+	for (uint32_t i = 0; i < p->nconns; i++)
 		if (p->conns[i].attached)
 			mn_chan_srv_sleep_done(&p->conns[i].srv);
 }
@@ -111,6 +111,7 @@ static int setup(struct proto *p)
 	int err;
 
 	p->start_ns = proto_now_ns();
+	p->nconns = p->cfg.channels + PROTO_ADMIN_CONNS;
 	if (getrandom(&p->server_gen, sizeof(p->server_gen), 0) != sizeof(p->server_gen))
 		p->server_gen = p->start_ns;
 	err = portc_create(&p->port, p->cfg.name, p->cfg.runtime_dir, 1, p->cfg.frames, 2048);

@@ -541,7 +541,7 @@ static unsigned int channels(struct proto *p, uint64_t now)
 {
 	unsigned int work = 0;
 
-	for (uint32_t ci = 0; ci < p->cfg.channels; ci++) {
+	for (uint32_t ci = 0; ci < p->nconns; ci++) {
 		struct proto_conn *c = &p->conns[ci];
 		int freed;
 
@@ -586,7 +586,7 @@ unsigned int pnet_poll(struct proto *p)
 	}
 	if (now >= n->deadline) {
 		n->deadline = tp_timer(&n->tp, now);
-		for (uint32_t ci = 0; ci < p->cfg.channels; ci++)
+		for (uint32_t ci = 0; ci < p->nconns; ci++)
 			if (p->conns[ci].attached)
 				mn_chan_srv_wake(&p->conns[ci].srv);
 	}
@@ -694,14 +694,11 @@ static uint32_t us(uint64_t ns)
 	return ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(ns / 1000);
 }
 
-int pnet_flow_stats(struct proto *p, int ci, const struct mn_chan_flow *flow,
-		    struct mn_tenant_flow_stats *out)
+static void flow_figures(struct proto *p, const struct tp_flow_info *fip,
+			 struct mn_tenant_flow_stats *out)
 {
-	int f = find_flow(p, ci, flow);
-	struct tp_flow_info fi;
+	const struct tp_flow_info fi = *fip;
 
-	if (f < 0 || tp_flow_info(&p->net->tp, (uint32_t)f, &fi) != 0)
-		return -ENOENT;
 	*out = (struct mn_tenant_flow_stats){
 		.flow = chan_flow(&fi.tuple, false),
 		.state = fi.state == TP_ESTABLISHED ? MN_TENANT_FLOW_ESTABLISHED :
@@ -709,6 +706,8 @@ int pnet_flow_stats(struct proto *p, int ci, const struct mn_chan_flow *flow,
 						    MN_TENANT_FLOW_CONNECTING,
 		.srtt_us = us(fi.srtt_ns),
 		.rttvar_us = us(fi.rttvar_ns),
+		.min_rtt_us = us(fi.min_rtt_ns),
+		.age_ns = proto_now_ns() - fi.created_ns,
 		.rto_us = us(fi.rto_ns),
 		.cwnd_bytes = (uint32_t)(fi.cwnd * p->net->tcfg.mss),
 		.peer_window_bytes = fi.peer_wnd * p->net->tcfg.mss,
@@ -723,7 +722,68 @@ int pnet_flow_stats(struct proto *p, int ci, const struct mn_chan_flow *flow,
 		.fast_retransmits = fi.stats.retx_fast,
 		.timeouts = fi.stats.rto_fired,
 	};
+}
+
+int pnet_flow_stats(struct proto *p, int ci, const struct mn_chan_flow *flow,
+		    struct mn_tenant_flow_stats *out)
+{
+	int f = find_flow(p, ci, flow);
+	struct tp_flow_info fi;
+
+	if (f < 0 || tp_flow_info(&p->net->tp, (uint32_t)f, &fi) != 0)
+		return -ENOENT;
+	flow_figures(p, &fi, out);
 	return 0;
+}
+
+uint32_t pnet_flows(struct proto *p, uint32_t start, uint32_t max,
+		    struct mn_tenant_flow_entry *out, uint32_t *next)
+{
+	struct proto_net *n = p->net;
+	uint32_t count = 0, f;
+
+	for (f = start; f < n->tcfg.max_flows && count < max; f++) {
+		struct tp_flow_info fi;
+		int ci = n->flows[f].ci;
+
+		if (tp_flow_info(&n->tp, f, &fi) != 0)
+			continue;
+		out[count] = (struct mn_tenant_flow_entry){ 0 };
+		if (ci >= 0 && p->conns[ci].attached) {
+			out[count].channel_id = p->conns[ci].channel_id;
+			out[count].app_pid = (uint32_t)p->conns[ci].pid;
+		}
+		flow_figures(p, &fi, &out[count].st);
+		count++;
+	}
+	*next = f < n->tcfg.max_flows ? f : MN_TENANT_LIST_END;
+	return count;
+}
+
+void pnet_stats(struct proto *p, struct mn_tenant_stats *out)
+{
+	struct proto_net *n = p->net;
+	struct tp_stats st;
+	uint64_t bad = 0;
+
+	tp_stats(&n->tp, &st);
+	for (unsigned int i = 0; i < WIRE_E_NR; i++)
+		bad += st.rx_bad[i];
+	out->flows = (uint32_t)st.flows_active;
+	out->max_flows = n->tcfg.max_flows;
+	out->rx_pkts = st.rx_pkts;
+	out->rx_no_flow = st.rx_no_flow;
+	out->rx_bad = bad + st.rx_bad_tuple + st.rx_bad_conn + st.rx_bad_state;
+	out->rst_sent = st.rst_sent;
+	out->tx_fail = st.tx_fail;
+	out->flows_opened = st.flows_opened;
+	out->flows_closed = st.flows_closed;
+	out->flows_failed = st.flows_failed;
+	out->syn_refused = st.syn_no_listener + st.syn_no_slot;
+	out->halfopen_dropped = st.halfopen_dropped;
+	out->rx_not_udp = n->rx_not_udp;
+	out->no_neigh = n->no_neigh;
+	out->deliver_full = n->deliver_full;
 }
 
 void pnet_channel_gone(struct proto *p, int ci)
@@ -864,14 +924,14 @@ int pnet_open(struct proto *p)
 	n->flows = calloc(n->tcfg.max_flows, sizeof(*n->flows));
 	n->msgs = mn_region_section(&n->state, 1, NULL);
 	n->idx = calloc(n->nmsgs, sizeof(*n->idx));
-	n->stalled = calloc(p->cfg.channels, sizeof(*n->stalled));
+	n->stalled = calloc(p->nconns, sizeof(*n->stalled));
 	if (!n->flows || !n->idx || !n->stalled)
 		return -ENOMEM;
 	for (uint32_t f = 0; f < n->tcfg.max_flows; f++)
 		n->flows[f].ci = -1;
 	for (uint32_t s = 0; s < n->nmsgs; s++)
 		n->msgs[s] = (struct pmsg){ .ci = -1, .next_free = s + 1 < n->nmsgs ? s + 1 : UINT32_MAX };
-	for (uint32_t ci = 0; ci < p->cfg.channels; ci++)
+	for (uint32_t ci = 0; ci < p->nconns; ci++)
 		n->stalled[ci] = -1;
 	err = tp_init(&n->tp, mn_region_section(&n->state, 0, NULL), len, &n->tcfg, &ops, p);
 	if (err)

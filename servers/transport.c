@@ -120,6 +120,8 @@ struct tp_flow {
 	uint64_t last_rx_ns;   /* the peer was last heard */
 	uint64_t ka_sent_ns;   /* last keepalive probe */
 	uint64_t tw_deadline;  /* TP_TIME_WAIT: the slot is freed then */
+	uint64_t created_ns;   /* when the slot was taken */
+	uint64_t min_rtt_ns;   /* lowest RTT sample; 0 before the first */
 	struct tp_flow_stats stats;
 };
 
@@ -330,6 +332,7 @@ static struct tp_flow *flow_alloc(struct tp *t, const struct tp_tuple *tu, uint6
 	while (conn == 0 || lookup_conn(t, conn));
 	f->local_conn = conn;
 	f->tuple = *tu;
+	f->created_ns = now;
 	f->iss = (uint32_t)rng_next(t);
 	f->snd_una = f->snd_nxt = f->lost_scan = f->iss;
 	f->rto_ns = c->rto_init_ns;
@@ -731,6 +734,8 @@ static void rtt_sample(struct tp *t, struct tp_flow *f, uint64_t r)
 	const struct tp_cfg *c = t->cfg;
 	uint64_t rto;
 
+	if (f->min_rtt_ns == 0 || r < f->min_rtt_ns)
+		f->min_rtt_ns = r ? r : 1;
 	/* RFC 6298 section 2, in integer nanoseconds. */
 	if (!(f->flags & FF_RTT_VALID)) {
 		f->srtt_ns = r;
@@ -1742,6 +1747,8 @@ int tp_flow_info(const struct tp *t, uint32_t flow, struct tp_flow_info *out)
 		.tx_queued = f->tx_tail - f->tx_head,
 		.peer_wnd = f->peer_wnd,
 		.retries = f->retries,
+		.created_ns = f->created_ns,
+		.min_rtt_ns = f->min_rtt_ns,
 		.stats = f->stats,
 	};
 	return 0;

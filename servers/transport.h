@@ -221,6 +221,8 @@ struct tp_flow_info {
 	uint32_t tx_queued;	/* messages queued and not yet acknowledged */
 	uint32_t peer_wnd;	/* last window the peer advertised */
 	uint32_t retries;	/* RTO expiries since the peer was last heard */
+	uint64_t created_ns;	/* the `now` of the call that created the flow */
+	uint64_t min_rtt_ns;	/* lowest RTT sample; 0 before the first */
 	struct tp_flow_stats stats;
 };
 

@@ -2,8 +2,11 @@
 /*
  * machnetctl: the admin CLI. It talks to machnet-nicd and manages the
  * protocol servers (machnet-proto, one per tenant):
- *   status                 is nicd up; version, device, addresses, poll mode
- *   stats [--json]         port, queue and tenant counters, drops by reason
+ *   status                 is nicd up; version, device, addresses, poll mode;
+ *                          each protocol server up/down, version, uptime
+ *   stats [--json]         port, queue and tenant counters, drops by reason,
+ *                          and each protocol server's counters and flows
+ *   flows [NAME] [--json]  every flow of the protocol servers (mctl_proto.c)
  *   stats --watch [S]      the same every S seconds (default 1) until Ctrl-C
  *   ports [--json]         nicd's port claims (tenant, address, port range)
  *   arp [--json]           nicd's neighbour cache (address, MAC, state, age)
@@ -40,6 +43,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "mctl_proto.h"
 #include "port.h"
 #include "tenant.h"
 
@@ -62,8 +66,12 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: machnetctl [OPTIONS] COMMAND [ARGS] [--json]\n"
 		"commands:\n"
-		"  status                whether machnet-nicd runs; version, device, addresses, poll mode\n"
-		"  stats                 port, queue and tenant counters with drops by reason\n"
+		"  status                whether machnet-nicd runs; version, device, addresses, poll\n"
+		"                        mode; each protocol server up/down, version, uptime\n"
+		"  stats                 nicd's port, queue and tenant counters with drops by reason;\n"
+		"                        each protocol server's counters and flows\n"
+		"  flows [NAME]          the flows of every protocol server (or of tenant NAME): addresses,\n"
+		"                        state, RTT, RTO, cwnd, messages, bytes, retransmits, timeouts\n"
 		"  stats --watch [SECONDS]  redraw every SECONDS (default 1) until Ctrl-C; with --json\n"
 		"                        one object per interval\n"
 		"  ports                 port claims in nicd: tenant, address, port range\n"
@@ -207,7 +215,7 @@ static void json_stats(const struct mn_port_info *in, const struct mn_port_stats
 		json_counters(&t[i].c);
 		printf("}");
 	}
-	printf("]}\n");
+	printf("]");
 }
 
 /* ---- tables ------------------------------------------------------------------ */
@@ -241,6 +249,40 @@ static void table_stats(const struct mn_port_stats_hdr *h, const struct mn_port_
 	table_drops("port", &h->port);
 	for (uint32_t i = 0; i < h->ntenants; i++)
 		table_drops(t[i].name, &t[i].c);
+}
+
+/*
+ * The protocol servers: those with a socket in @rundir and those nicd knows
+ * (@t, @nt: a tenant registered with nicd but without a socket is down).
+ */
+static void servers_out(const char *rundir, const struct mn_port_tenant_stats *t, uint32_t nt,
+			bool flows, bool json)
+{
+	char (*names)[32] = calloc(nt ? nt : 1, sizeof(*names));
+	struct mctl_tenant *s = NULL;
+	int n;
+
+	for (uint32_t i = 0; names && i < nt; i++)
+		snprintf(names[i], sizeof(names[i]), "%.31s", t[i].name);
+	n = mctl_tenants_query(rundir, NULL, (const char (*)[32])names, names ? nt : 0, flows, &s);
+	free(names);
+	if (n < 0) {
+		fprintf(stderr, "machnetctl: protocol servers: %s\n", strerror(-n));
+		n = 0;
+	}
+	if (json) {
+		printf(", \"servers\": [");
+		mctl_tenants_json(s, n, flows);
+		printf("]");
+	} else if (n > 0) {
+		printf("\n");
+		mctl_tenants_table(s, n);
+		if (flows) {
+			printf("\nflows:\n");
+			mctl_flows_table(s, n);
+		}
+	}
+	mctl_tenants_free(s, n);
 }
 
 static void table_status(const struct mn_port_info *in)
@@ -277,8 +319,16 @@ static int cmd(const char *rundir, const char *what, bool json)
 	int fd = nicd_open(rundir), err;
 
 	if (fd < 0) {
-		if (json && strcmp(what, "status") == 0)
-			printf("{\"nicd\": null, \"error\": \"%s\"}\n", strerror(-fd));
+		/* Protocol servers keep running without nicd: still show them. */
+		if (strcmp(what, "status") == 0) {
+			if (json)
+				printf("{\"nicd\": null, \"error\": \"%s\"", strerror(-fd));
+			else
+				printf("machnet-nicd: down (%s)\n", strerror(-fd));
+			servers_out(rundir, NULL, 0, false, json);
+			if (json)
+				printf("}\n");
+		}
 		return exit_for(fd);
 	}
 	err = request(fd, MN_PORT_T_INFO, &info);
@@ -294,14 +344,16 @@ static int cmd(const char *rundir, const char *what, bool json)
 	in.device[sizeof(in.device) - 1] = '\0';
 	mn_ctl_msg_free(&info);
 	if (strcmp(what, "status") == 0) {
+		close(fd);
 		if (json) {
 			printf("{");
 			json_info(&in);
-			printf("}\n");
 		} else {
 			table_status(&in);
 		}
-		close(fd);
+		servers_out(rundir, NULL, 0, false, json);
+		if (json)
+			printf("}\n");
 		return 0;
 	}
 	err = request(fd, MN_PORT_T_STATS, &st);
@@ -320,6 +372,9 @@ static int cmd(const char *rundir, const char *what, bool json)
 			json_stats(&in, h, q, t);
 		else
 			table_stats(h, q, t);
+		servers_out(rundir, t, h->ntenants, true, json);
+		if (json)
+			printf("}\n");
 	}
 	mn_ctl_msg_free(&st);
 	return 0;
@@ -1113,6 +1168,14 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		return cmd_list(t.rundir, argv[optind][0] == 'p', t.json);
+	}
+	if (strcmp(argv[optind], "flows") == 0) {
+		if (nargs > 1 || (nargs == 1 && !valid_name(args[0]))) {
+			fprintf(stderr, "machnetctl: flows takes at most one tenant name, not '%s'\n",
+				args[nargs - 1]);
+			return EXIT_USAGE;
+		}
+		return mctl_cmd_flows(t.rundir, nargs ? args[0] : NULL, t.json);
 	}
 	if (strcmp(argv[optind], "status") && strcmp(argv[optind], "stats")) {
 		fprintf(stderr, "machnetctl: unknown command '%s'\n", argv[optind]);

@@ -74,7 +74,7 @@ TMP=$(mktemp -d /tmp/mn_proto.XXXXXX)
 cleanup() {
     local p
     for p in $(jobs -p); do kill -KILL "$p" 2>/dev/null; done
-    rm -rf -- "$TMP"
+    if [[ -n ${MN_KEEP_TMP:-} ]]; then echo "# kept $TMP"; else rm -rf -- "$TMP"; fi
 }
 trap cleanup EXIT
 
@@ -445,6 +445,58 @@ if stats 1 "$TMP/f0.json"; then
         'BEGIN { exit !(a ~ /^[0-9]+$/ && b - a >= 1000 && d - c >= 1000) }'
 else
     nok "machnetctl stats answers in host 1 ($(head -c 200 "$TMP/f0.json.err"))"
+fi
+
+# machnetctl flows / stats / status against the protocol servers, while a
+# client with 3 flows runs: both ends list the flows with live figures.
+ctl_json() {    # I OUT CMD... : machnetctl CMD --json in host I
+    local i=$1 ns=TB_NS_$1 out=$2
+    shift 2
+    ip netns exec "${!ns}" timeout -k 1 5 "$MN_CTL" --runtime-dir "$TMP/rt$i" "$@" --json \
+        >"$out" 2>"$out.err"
+}
+pyq() {     # FILE EXPR : EXPR on j (FILE parsed) is true; shows FILE otherwise
+    "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$@" 2>/dev/null && return 0
+    head -c 1500 "$1" | sed 's/^/#   /'
+    echo
+    head -c 300 "$1.err" 2>/dev/null | sed 's/^/#   /'
+    return 1
+}
+if (( srv_ok )); then
+    lip=$TB_IP_1 rip=$TB_IP_2
+    app_bg 1 30 "$TMP/fl.log" "$MN_MSG_GEN" --local_ip "$lip" --remote_ip "$rip" \
+        --remote_port 888 --flows 3 --msg_window 2 --duration 4 --quiet
+    fl_pid=$BG_PID
+    fl_app=""
+    for _ in $(seq 1 40); do
+        sleep 0.25
+        ctl_json 1 "$TMP/fl1.json" flows &&
+            pyq "$TMP/fl1.json" 'sum(1 for f in j["tenants"][0]["flows"] if f["remote"]=="'"$rip"':888" and f["state"]=="established" and f["tx_msgs"]>0)==3' &&
+            break
+    done
+    ctl_json 2 "$TMP/fl2.json" flows
+    fl_app=$(pgrep -f -- "^$MN_MSG_GEN .*--flows 3" | head -n 1)
+    check "machnetctl flows (host 1): 3 established flows to $rip:888 with RTT, cwnd, messages, the app's pid" \
+        pyq "$TMP/fl1.json" 'len([f for f in j["tenants"][0]["flows"] if f["remote"]=="'"$rip"':888" and f["state"]=="established" and f["srtt_us"]>0 and f["min_rtt_us"]>0 and f["cwnd_bytes"]>0 and f["tx_msgs"]>0 and f["rx_bytes"]>0 and f["channel"]>0 and f["app_pid"]=='"${fl_app:-0}"' and f["age_s"]>0])==3'
+    check "machnetctl flows (host 2): the 3 accepted flows from $lip, owned by the listening channel" \
+        pyq "$TMP/fl2.json" 'len([f for f in j["tenants"][0]["flows"] if f["remote"].startswith("'"$lip"':") and f["local"]=="'"$rip"':888" and f["state"]=="established" and f["rx_msgs"]>0 and f["channel"]>0])==3'
+    ip netns exec "$TB_NS_1" timeout -k 1 5 "$MN_CTL" --runtime-dir "$TMP/rt1" flows \
+        >"$TMP/fl1.txt" 2>&1
+    check "machnetctl flows (table): a header and a line per flow to $rip:888" \
+        test "$(grep -c " $rip:888 *established" "$TMP/fl1.txt")" = 3 -a "$(head -c 6 "$TMP/fl1.txt")" = tenant
+    ctl_json 1 "$TMP/fl1s.json" stats
+    check "machnetctl stats --json: servers[default] up, version, channels, rx_pkts and flows from machnet-proto" \
+        pyq "$TMP/fl1s.json" '[s for s in j["servers"] if s["name"]=="default" and s["up"] and s["pid"]=='"${PROTO_PID[1]}"' and s["version"] and s["channels"]>=1 and s["counters"]["rx_pkts"]>0 and s["nicd_connected"] and len(s["flows"])>=3]'
+    ctl_json 2 "$TMP/fl2st.json" status
+    check "machnetctl status --json: nicd up, protocol server default up with uptime" \
+        pyq "$TMP/fl2st.json" 'j["nicd"]["pid"]>0 and [s for s in j["servers"] if s["name"]=="default" and s["up"] and s["uptime_s"]>0]'
+    ctl_json 1 "$TMP/flx.json" flows nosuch
+    rc=$?
+    check "machnetctl flows nosuch: exit 3 (not running), says so (rc $rc)" \
+        test "$rc" = 3 -a "$(grep -c "not running" "$TMP/flx.json.err")" = 1
+    wait "$fl_pid" 2>/dev/null
+else
+    nok "machnetctl flows (no msg_gen server)"
 fi
 
 # ---------------------------------------------------------------------------
