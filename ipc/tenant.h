@@ -220,9 +220,8 @@ _Static_assert(sizeof(struct mn_tenant_flow_stats) == 160, "flow stats are ABI")
 _Static_assert(offsetof(struct mn_tenant_flow_stats, tx_msgs) == 48, "flow stats are ABI");
 
 /*
- * STATS response (admin): the server and its counters since it started.
- * Channel counters are summed over the channels attached now (a detached
- * channel's are gone with it).
+ * STATS response (admin): the server and its counters since it started
+ * (channel counters: summed over every channel, detached ones included).
  */
 struct mn_tenant_stats {
 	char name[32];		    /* the tenant, NUL-terminated */
@@ -251,7 +250,7 @@ struct mn_tenant_stats {
 	uint64_t rx_not_udp;	    /* frames from nicd that were not UDP */
 	uint64_t no_neigh;	    /* sends without a known next hop */
 	uint64_t deliver_full;	    /* messages dropped: a channel's rx ring full */
-	/* Channels (ipc/channel.h, struct mn_chan_srv_stats), summed. */
+	/* Channels (ipc/channel.h, struct mn_chan_srv_stats), summed over all. */
 	uint64_t ch_tx_msgs;
 	uint64_t ch_tx_bytes;
 	uint64_t ch_rx_msgs;

@@ -63,6 +63,7 @@ struct proto {
 	struct proto_conn *conns;	/* nconns entries */
 	uint32_t nconns;		/* cfg.channels + PROTO_ADMIN_CONNS */
 	uint32_t nattached;		/* channels attached now (<= cfg.channels) */
+	struct mn_chan_srv_stats gone;	/* counters of channels detached since start */
 	struct proto_listen listens[PROTO_MAX_LISTENS];
 	struct proto_neigh neigh[PROTO_MAX_NEIGH];
 	struct proto_net *net;

@@ -113,12 +113,27 @@ static int on_listen(struct proto *p, int ci, const struct mn_ctl_msg *m)
 
 /* ---- connections -------------------------------------------------------------- */
 
+/* STATS reports channel counters since start: detached channels' too. */
+static void stats_add(struct mn_chan_srv_stats *to, const struct mn_chan_srv_stats *st)
+{
+	to->tx_msgs += st->tx_msgs;
+	to->tx_bytes += st->tx_bytes;
+	to->rx_msgs += st->rx_msgs;
+	to->rx_bytes += st->rx_bytes;
+	to->rx_full += st->rx_full;
+	to->bad_desc += st->bad_desc;
+	to->bad_chain += st->bad_chain;
+	to->send_capped += st->send_capped;
+	to->recv_capped += st->recv_capped;
+}
+
 static void conn_close(struct proto *p, int ci, const char *why)
 {
 	struct proto_conn *c = &p->conns[ci];
 
 	if (c->attached) {
 		p->nattached--;
+		stats_add(&p->gone, &c->srv.st);
 		pnet_channel_gone(p, ci);
 		release_listens(p, ci);
 		epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->srv.kick_fd, NULL);
@@ -304,6 +319,7 @@ static int on_flow_req(struct proto *p, int ci, const struct mn_ctl_msg *m)
 static int on_stats(struct proto *p, int ci, const struct mn_ctl_msg *m)
 {
 	struct mn_tenant_stats out = { 0 };
+	struct mn_chan_srv_stats sum;
 
 	snprintf(out.name, sizeof(out.name), "%s", p->cfg.name);
 	snprintf(out.version, sizeof(out.version), "%s", MACHNET_VERSION);
@@ -317,21 +333,19 @@ static int on_stats(struct proto *p, int ci, const struct mn_ctl_msg *m)
 	out.nicd_reconnects = p->port.reconnects;
 	out.nicd_bad_desc = p->port.bad_desc;
 	pnet_stats(p, &out);
-	for (uint32_t i = 0; i < p->nconns; i++) {
-		const struct mn_chan_srv_stats *st = &p->conns[i].srv.st;
-
-		if (!p->conns[i].attached)
-			continue;
-		out.ch_tx_msgs += st->tx_msgs;
-		out.ch_tx_bytes += st->tx_bytes;
-		out.ch_rx_msgs += st->rx_msgs;
-		out.ch_rx_bytes += st->rx_bytes;
-		out.ch_rx_full += st->rx_full;
-		out.ch_bad_desc += st->bad_desc;
-		out.ch_bad_chain += st->bad_chain;
-		out.ch_send_capped += st->send_capped;
-		out.ch_recv_capped += st->recv_capped;
-	}
+	sum = p->gone;
+	for (uint32_t i = 0; i < p->nconns; i++)
+		if (p->conns[i].attached)
+			stats_add(&sum, &p->conns[i].srv.st);
+	out.ch_tx_msgs = sum.tx_msgs;
+	out.ch_tx_bytes = sum.tx_bytes;
+	out.ch_rx_msgs = sum.rx_msgs;
+	out.ch_rx_bytes = sum.rx_bytes;
+	out.ch_rx_full = sum.rx_full;
+	out.ch_bad_desc = sum.bad_desc;
+	out.ch_bad_chain = sum.bad_chain;
+	out.ch_send_capped = sum.send_capped;
+	out.ch_recv_capped = sum.recv_capped;
 	return reply(p, ci, &m->hdr, 0, &out, sizeof(out));
 }
 

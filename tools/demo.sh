@@ -106,9 +106,14 @@ app 2 timeout $((seconds + 30)) "$build/tools/msg_gen" --local_ip "$TB_IP_2" --l
 sleep 0.5
 app 1 timeout $((seconds + 20)) "$build/tools/msg_gen" --local_ip "$TB_IP_1" \
 	--remote_ip "$TB_IP_2" --remote_port 900 --msg_size "$size" --msg_window 8 \
-	--duration "$seconds" --verify
+	--duration "$seconds" --verify &
+mg_pid=$!
+sleep $((seconds / 2))
+say "machnetctl flows (host 2, while msg_gen runs)"
+ctl 2 flows
+wait "$mg_pid"
 
-say "machnetctl stats (host 1's machnet-nicd)"
+say "machnetctl stats (host 1: machnet-nicd, then the protocol server)"
 "$build/tools/machnetctl" --runtime-dir "$work/host1" stats
 
 say "machnetctl tenant list (host 1)"

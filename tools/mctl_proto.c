@@ -290,16 +290,16 @@ static void nonzero(const char *tenant, const char *what, uint64_t v)
 
 void mctl_tenants_table(const struct mctl_tenant *t, int n)
 {
-	printf("%-14s %5s %8s %9s %7s %9s %12s %12s %12s %12s\n", "protocol server", "state",
+	printf("%-16s %7s %8s %9s %7s %9s %12s %12s %12s %12s\n", "protocol server", "state",
 	       "pid", "uptime_s", "chans", "flows", "rx pkts", "tx msgs", "rx msgs", "failed");
 	for (int i = 0; i < n; i++) {
 		const struct mn_tenant_stats *s = &t[i].st;
 
 		if (t[i].err) {
-			printf("  %-12.31s %5s  (%s)\n", t[i].name, "down", strerror(-t[i].err));
+			printf("  %-14.31s %7s  (%s)\n", t[i].name, "down", strerror(-t[i].err));
 			continue;
 		}
-		printf("  %-12.31s %5s %8" PRIu32 " %9.0f %3" PRIu32 "/%-3" PRIu32 " %4" PRIu32
+		printf("  %-14.31s %7s %8" PRIu32 " %9.0f %3" PRIu32 "/%-3" PRIu32 " %4" PRIu32
 		       "/%-4" PRIu32 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n",
 		       t[i].name, s->nicd_connected ? "up" : "no-nicd", s->pid, s->uptime_ns / 1e9,
 		       s->channels, s->max_channels, s->flows, s->max_flows, s->rx_pkts,

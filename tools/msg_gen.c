@@ -14,8 +14,10 @@
  *            then a summary (or, with --json, one JSON object on stdout; the
  *            per-second lines then go to stderr).
  *
- * RTT is the time from machnet_send() returning to the echo coming out of
- * machnet_recv*(), from CLOCK_MONOTONIC stamps the client keeps per
+ * RTT is the time from just before machnet_send() to the echo coming out
+ * of machnet_recv*() (a stamp taken after the call returned could follow
+ * the echo's arrival when the thread is preempted in between), from
+ * CLOCK_MONOTONIC stamps the client keeps per
  * outstanding message (a ring of --msg_window stamps per flow; messages
  * of a flow come back in order, so the n-th echo belongs to the n-th send).
  * Nothing is written into the message for it.
@@ -799,6 +801,7 @@ static bool fill(struct client *c, uint64_t end)
 		while (!f->dead && f->tx_seq - f->rx_seq < o->window && may_send(c, now, end)) {
 			if (o->verify)
 				pat_fill(c->txbuf, o->msg_size, i, f->tx_seq);
+			now = now_ns();
 			if (machnet_send(c->ch, f->flow, c->txbuf, o->msg_size) != 0) {
 				char fs[96];
 
@@ -814,7 +817,6 @@ static bool fill(struct client *c, uint64_t end)
 				c->lost += f->tx_seq - f->rx_seq;
 				break;
 			}
-			now = now_ns();
 			f->stamp[f->tx_seq % o->window] = now;
 			f->tx_seq++;
 			c->sent++;
