@@ -16,8 +16,8 @@
  *   tenant stop NAME       SIGTERM it (SIGKILL after 5 s), remove the pid file
  *   tenant restart NAME    stop (if running), then start
  *   tenant list [NAME]     tenants found in DIR / CONFIG_DIR: up/down, pid, uptime
- * Under systemd (machnet-proto@NAME active), start/stop/restart go through
- * systemctl instead.
+ * Under systemd (machnet-proto@NAME active; for start, also enabled),
+ * start/stop/restart go through systemctl instead.
  * Exit codes: 0 ok, 1 the server answered with an error (or a tenant did
  * not come up), 2 usage, 3 not running (nicd, or the tenant for stop),
  * 4 permission denied.
@@ -82,7 +82,8 @@ static void usage(FILE *f)
 		"  tenant stop NAME      SIGTERM the server (SIGKILL after 5 s); exit 3 if not running\n"
 		"  tenant restart NAME   stop (if running), then start\n"
 		"  tenant list [NAME]    tenants in DIR and CONFIG_DIR: up/down, pid, uptime\n"
-		"  When machnet-proto@NAME is active under systemd, start/stop/restart use systemctl.\n"
+		"  When machnet-proto@NAME is active under systemd (or, for start, enabled),\n"
+		"  start/stop/restart use systemctl.\n"
 		"options:\n"
 		"  -r, --runtime-dir DIR  where the servers' sockets are (default /run/machnet); also\n"
 		"                         passed to machnet-proto when given\n"
@@ -676,16 +677,22 @@ static int run_quiet(char *const argv[], bool loud)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* Whether systemd runs machnet-proto@NAME now. */
-static bool under_systemd(const char *name)
+/* systemctl is-active / is-enabled --quiet machnet-proto@NAME, if systemd runs. */
+static bool unit_is(const char *what, const char *name)
 {
-	char unit[128];
-	char *argv[] = { "systemctl", "is-active", "--quiet", unit, NULL };
+	char unit[128], w[16];
+	char *argv[] = { "systemctl", w, "--quiet", unit, NULL };
 
 	if (access("/run/systemd/system", F_OK) != 0)
 		return false;
 	snprintf(unit, sizeof(unit), "machnet-proto@%s", name);
+	snprintf(w, sizeof(w), "%s", what);
 	return run_quiet(argv, false) == 0;
+}
+
+static bool under_systemd(const char *name)
+{
+	return unit_is("is-active", name);
 }
 
 static int systemctl(const char *verb, const char *name)
@@ -696,8 +703,7 @@ static int systemctl(const char *verb, const char *name)
 
 	snprintf(unit, sizeof(unit), "machnet-proto@%s", name);
 	snprintf(v, sizeof(v), "%s", verb);
-	printf("tenant %s: managed by systemd (%s is active): systemctl %s %s\n", name, unit, verb,
-	       unit);
+	printf("tenant %s: managed by systemd: systemctl %s %s\n", name, verb, unit);
 	fflush(stdout);
 	rc = run_quiet(argv, true);
 	if (rc != 0)
@@ -800,6 +806,9 @@ static int tenant_start(const struct tctx *t, const char *name)
 		       name);
 		return 0;
 	}
+	/* An enabled unit means the admin chose systemd for this tenant. */
+	if (unit_is("is-enabled", name))
+		return systemctl("start", name);
 	tpath(conf, sizeof(conf), t->confdir, name, ".ini");
 	tpath(sock, sizeof(sock), t->rundir, name, ".sock");
 	tpath(pidf, sizeof(pidf), t->rundir, name, ".pid");
