@@ -215,7 +215,8 @@ static int check_params(const struct mn_chan_params *p)
 		       p->max_msg_size, max_chain, p->buf_size, p->nbufs);
 		return -EINVAL;
 	}
-	if (p->recv_bufs && (p->recv_bufs < max_chain || p->nbufs - p->recv_bufs < max_chain)) {
+	if (p->recv_bufs && (p->recv_bufs < max_chain || p->recv_bufs > p->nbufs ||
+			     p->nbufs - p->recv_bufs < max_chain)) {
 		mn_err("chan", "%" PRIu32 " of %" PRIu32 " buffers reserved for receiving: a "
 		       "message of %" PRIu32 " B needs %" PRIu32 " on each side; need "
 		       "%" PRIu32 " .. %" PRIu32, p->recv_bufs, p->nbufs, p->max_msg_size,
@@ -236,11 +237,12 @@ static void side_set(struct mn_chan_srv *s, uint32_t idx, enum mn_chan_side side
 	s->held[side]++;
 }
 
-/* Free a buffer the server holds: it leaves whichever side held it. */
+/* Free a buffer the server holds: it leaves whichever side held it. An
+ * index the pool refuses (a bug of ours) changes no count. */
 static void buf_free(struct mn_chan_srv *s, uint32_t idx)
 {
-	side_set(s, idx, MN_CHAN_SIDE_NONE);
-	mn_pool_free(&s->pool, idx);
+	if (mn_pool_free(&s->pool, idx) == 0)
+		side_set(s, idx, MN_CHAN_SIDE_NONE);
 }
 
 static uint32_t side_room(const struct mn_chan_srv *s, enum mn_chan_side side)
@@ -400,9 +402,12 @@ int mn_chan_srv_refill(struct mn_chan_srv *s, uint32_t target)
 			int idx;
 
 			if (side_room(s, MN_CHAN_SIDE_SEND) == 0) {
-				s->st.send_capped++;
+				/* Once per stop, not once per poll pass. */
+				s->st.send_capped += !s->send_stopped;
+				s->send_stopped = true;
 				break;
 			}
+			s->send_stopped = false;
 			idx = mn_pool_alloc(&s->pool);
 			if (idx < 0)
 				break;
@@ -545,14 +550,16 @@ int mn_chan_srv_free_poll(struct mn_chan_srv *s, uint32_t max)
 	return freed;
 }
 
-int mn_chan_srv_chain_alloc(struct mn_chan_srv *s, uint32_t len, uint32_t *idx)
+int mn_chan_srv_chain_alloc(struct mn_chan_srv *s, uint32_t len, unsigned int flags,
+			    uint32_t *idx)
 {
-	uint32_t n;
+	uint32_t n, keep;
 
 	if (len == 0 || len > s->max_msg)
 		return -EMSGSIZE;
 	n = mn_chan_nbufs_for(len, s->payload);
-	if (side_room(s, MN_CHAN_SIDE_RECV) < n) {
+	keep = flags & MN_CHAN_ALLOC_AHEAD ? s->max_chain : 0;
+	if (side_room(s, MN_CHAN_SIDE_RECV) < n + keep) {
 		s->st.recv_capped++;
 		return -ENOBUFS;
 	}

@@ -339,8 +339,9 @@ struct mn_chan_srv_stats {
 	uint64_t bad_chain;   /* chains refused (index, ownership, header) */
 	uint64_t freed;	      /* buffers taken back from free */
 	uint64_t wakeups;     /* rx eventfd writes */
-	uint64_t send_capped; /* refills cut short by the send budget */
-	uint64_t recv_capped; /* reassembly allocations refused by the receive budget */
+	uint64_t send_capped; /* times the send budget stopped refills (once per stop) */
+	uint64_t recv_capped; /* reassembly allocations refused by the receive budget
+			       * (or by the room kept for in-order messages) */
 };
 
 /* Which side of the budget a buffer counts for (mn_chan_srv.side). */
@@ -366,6 +367,7 @@ struct mn_chan_srv {
 	uint8_t *side;		    /* per buffer: enum mn_chan_side (private) */
 	uint32_t held[3];	    /* buffers out per side (index MN_CHAN_SIDE_*) */
 	uint32_t budget[3];	    /* the most each side may hold */
+	bool send_stopped;	    /* the last refill hit the send budget */
 	struct mn_chan_srv_stats st;
 };
 
@@ -428,15 +430,25 @@ int mn_chan_srv_take_chain(struct mn_chan_srv *s, uint32_t first, uint32_t n,
  */
 int mn_chan_srv_free_poll(struct mn_chan_srv *s, uint32_t max);
 
+/* mn_chan_srv_chain_alloc flags. */
+/* The message arrived ahead of one its flow must deliver first: allocate it
+ * only if room for a largest message stays on the receive side, so that
+ * messages held for later can never take the room of the one they wait
+ * for (which would block the flow for good). */
+#define MN_CHAN_ALLOC_AHEAD 0x1u
+
 /*
  * mn_chan_srv_chain_alloc - allocate the buffers of a @len-byte message
  * (1..max_msg) for reassembly and link them (dense headers). Fills @idx
  * with ceil(@len/payload) indices, held by the server, counted on the
- * receive side. Returns that count, or -EMSGSIZE (@len), -ENOBUFS (not
- * enough free buffers, or the receive budget would be exceeded: none taken;
- * retry once the application has given received chains back).
+ * receive side. @flags: MN_CHAN_ALLOC_*. Returns that count, or -EMSGSIZE
+ * (@len), -ENOBUFS (not enough free buffers, or the receive budget would
+ * be exceeded, or with MN_CHAN_ALLOC_AHEAD less than max_chain would be
+ * left: none taken; retry once the application has given received chains
+ * back).
  */
-int mn_chan_srv_chain_alloc(struct mn_chan_srv *s, uint32_t len, uint32_t *idx);
+int mn_chan_srv_chain_alloc(struct mn_chan_srv *s, uint32_t len, unsigned int flags,
+			    uint32_t *idx);
 
 /* mn_chan_srv_chain_free - free a chain the server holds (either side). */
 void mn_chan_srv_chain_free(struct mn_chan_srv *s, const uint32_t *idx, uint32_t n);

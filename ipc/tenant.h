@@ -50,8 +50,11 @@
  *
  * Application requests on an admin connection, and admin requests on an
  * application's, get -EBADF. The server keeps PROTO_ADMIN_CONNS connection
- * slots beyond its channel limit, so a tenant with every channel in use can
- * still be observed.
+ * slots beyond its channel limit: an application HELLO beyond the limit
+ * gets -EMFILE, and a refused peer is closed after its first request, so a
+ * tenant with every channel in use can still be observed. (A local peer
+ * that connects and never says HELLO still holds a slot: the sockets are
+ * local only, and such a peer is visible with ss -xp.)
  *
  * After DETACH's response the server closes the connection; the channel's
  * flows are closed (FIN) and its region given up, as on a hang-up.
@@ -188,8 +191,9 @@ enum mn_tenant_flow_state {
 	MN_TENANT_FLOW_CONNECTING = 1,
 	MN_TENANT_FLOW_ESTABLISHED = 2,
 	MN_TENANT_FLOW_CLOSING = 3, /* FIN sent or received, not both acked */
-	MN_TENANT_FLOW_CLOSED = 4,
-	MN_TENANT_FLOW_FAILED = 5,
+	MN_TENANT_FLOW_CLOSED = 4,  /* closed both ways; lingers to re-ACK the peer */
+	MN_TENANT_FLOW_FAILED = 5,  /* reserved: a failed flow is gone at once, and
+				     * its channel got MN_CHAN_EV_FAILED */
 };
 
 /* FLOW_STATS response. Times in microseconds; 0 where not measured yet. */

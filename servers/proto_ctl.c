@@ -186,6 +186,16 @@ static void accept_conns(struct proto *p)
 	}
 }
 
+/* Connections that said HELLO as applications. */
+static uint32_t app_conns(const struct proto *p)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < p->nconns; i++)
+		n += p->conns[i].fd >= 0 && p->conns[i].hello && !p->conns[i].admin;
+	return n;
+}
+
 static int on_hello(struct proto *p, int ci, const struct mn_ctl_msg *m)
 {
 	struct mn_ctl_hello h, mine = { .min_version = MN_CTL_VERSION,
@@ -202,6 +212,8 @@ static int on_hello(struct proto *p, int ci, const struct mn_ctl_msg *m)
 	else if ((h.role != MN_TENANT_ROLE_APP && h.role != MN_TENANT_ROLE_ADMIN) ||
 		 strcmp(h.name, p->cfg.name) != 0)
 		status = -ENOENT;
+	else if (h.role == MN_TENANT_ROLE_APP && app_conns(p) >= p->cfg.channels)
+		status = -EMFILE; /* the slots beyond stay machnetctl's */
 	c->admin = h.role == MN_TENANT_ROLE_ADMIN;
 	if (!c->allowed)
 		mn_warn_rl("ctl", "pid %d (uid %u gid %u) may not use tenant %s: requests get -EACCES",
@@ -400,8 +412,11 @@ static int dispatch(struct proto *p, int ci, struct mn_ctl_msg *m)
 		return m->hdr.type == MN_CTL_T_HELLO ? on_hello(p, ci, m) : -EPROTO;
 	if (m->hdr.type == MN_CTL_T_PING)
 		return reply(p, ci, &m->hdr, 0, NULL, 0);
-	if (!c->allowed)
-		return reply(p, ci, &m->hdr, -EACCES, NULL, 0);
+	if (!c->allowed) {
+		/* Answered so that it learns why; then its slot is freed. */
+		reply(p, ci, &m->hdr, -EACCES, NULL, 0);
+		return -EACCES;
+	}
 	if (c->admin)
 		return dispatch_admin(p, ci, m);
 	if (m->hdr.type == MN_TENANT_T_STATS || m->hdr.type == MN_TENANT_T_FLOWS)

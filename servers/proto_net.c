@@ -53,7 +53,7 @@ struct pflow {
 	int ci;		/* owning channel, -1 */
 	bool connecting; /* a CONNECT waits for the handshake */
 	bool rx_blocked; /* rx_msg_alloc refused: call tp_rx_ready later */
-	uint32_t rx_need; /* buffers the refused message needs */
+	uint32_t rx_need; /* receive room that lets a refused message through */
 };
 
 struct proto_net {
@@ -226,12 +226,14 @@ static int flow_channel(struct proto *p, uint32_t flow)
 	return n->flows[flow].ci;
 }
 
-static int cb_rx_msg_alloc(void *ctx, uint32_t flow, uint32_t msg_len, uint64_t *handle)
+static int cb_rx_msg_alloc(void *ctx, uint32_t flow, uint32_t msg_len, bool head,
+			   uint64_t *handle)
 {
 	struct proto *p = ctx;
 	struct proto_net *n = p->net;
 	int ci = flow_channel(p, flow), s, got;
 	struct mn_chan_srv *srv;
+	uint32_t need;
 
 	if (ci < 0 || !p->conns[ci].attached)
 		return -EMSGSIZE; /* nobody can ever take it: reset the flow */
@@ -241,7 +243,7 @@ static int cb_rx_msg_alloc(void *ctx, uint32_t flow, uint32_t msg_len, uint64_t 
 	s = msg_get(n, ci, mn_chan_nbufs_for(msg_len, srv->payload));
 	if (s < 0)
 		goto blocked;
-	got = mn_chan_srv_chain_alloc(srv, msg_len, n->idx[s]);
+	got = mn_chan_srv_chain_alloc(srv, msg_len, head ? 0 : MN_CHAN_ALLOC_AHEAD, n->idx[s]);
 	if (got < 0) {
 		msg_put(n, (uint32_t)s);
 		goto blocked;
@@ -252,11 +254,16 @@ static int cb_rx_msg_alloc(void *ctx, uint32_t flow, uint32_t msg_len, uint64_t 
 	*handle = (uint64_t)s;
 	return 0;
 blocked:
+	/* Room that lets some refused message of the flow through: the
+	 * smallest since the flow was last let go. */
+	need = mn_chan_nbufs_for(msg_len, srv->payload) + (head ? 0 : srv->max_chain);
 	if (!n->flows[flow].rx_blocked) {
 		n->flows[flow].rx_blocked = true;
+		n->flows[flow].rx_need = need;
 		n->rx_blocked++;
+	} else if (need < n->flows[flow].rx_need) {
+		n->flows[flow].rx_need = need;
 	}
-	n->flows[flow].rx_need = mn_chan_nbufs_for(msg_len, srv->payload);
 	return -ENOBUFS;
 }
 
@@ -694,6 +701,20 @@ static uint32_t us(uint64_t ns)
 	return ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(ns / 1000);
 }
 
+/* A failed flow is gone at once (its channel got MN_CHAN_EV_FAILED), so
+ * MN_TENANT_FLOW_FAILED never shows here. */
+static uint32_t flow_state(const struct tp_flow_info *fi)
+{
+	switch (fi->state) {
+	case TP_ESTABLISHED:
+		return fi->closing ? MN_TENANT_FLOW_CLOSING : MN_TENANT_FLOW_ESTABLISHED;
+	case TP_TIME_WAIT:
+		return MN_TENANT_FLOW_CLOSED;
+	default:
+		return MN_TENANT_FLOW_CONNECTING;
+	}
+}
+
 static void flow_figures(struct proto *p, const struct tp_flow_info *fip,
 			 struct mn_tenant_flow_stats *out)
 {
@@ -701,9 +722,7 @@ static void flow_figures(struct proto *p, const struct tp_flow_info *fip,
 
 	*out = (struct mn_tenant_flow_stats){
 		.flow = chan_flow(&fi.tuple, false),
-		.state = fi.state == TP_ESTABLISHED ? MN_TENANT_FLOW_ESTABLISHED :
-			 fi.state == TP_TIME_WAIT ? MN_TENANT_FLOW_CLOSED :
-						    MN_TENANT_FLOW_CONNECTING,
+		.state = flow_state(&fi),
 		.srtt_us = us(fi.srtt_ns),
 		.rttvar_us = us(fi.rttvar_ns),
 		.min_rtt_us = us(fi.min_rtt_ns),

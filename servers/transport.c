@@ -955,7 +955,8 @@ static int take_fragment(struct tp *t, struct tp_flow *f, const struct wire_hdr 
 	r = rxmsg(t, f, h->msg_id);
 	if (!r->used) {
 		uint64_t handle = 0;
-		int err = t->ops->rx_msg_alloc(t->ctx, fidx(t, f), h->msg_len, &handle);
+		int err = t->ops->rx_msg_alloc(t->ctx, fidx(t, f), h->msg_len,
+					       h->msg_id == f->rx_next_msg, &handle);
 
 		if (err == -EMSGSIZE) {
 			flow_fail(t, f, TP_R_MSG_REFUSED, WIRE_RST_MSG_REFUSED, now);
@@ -1747,6 +1748,7 @@ int tp_flow_info(const struct tp *t, uint32_t flow, struct tp_flow_info *out)
 		.tx_queued = f->tx_tail - f->tx_head,
 		.peer_wnd = f->peer_wnd,
 		.retries = f->retries,
+		.closing = (f->flags & (FF_FIN_QUEUED | FF_FIN_SENT | FF_PEER_FIN_SEEN)) != 0,
 		.created_ns = f->created_ns,
 		.min_rtt_ns = f->min_rtt_ns,
 		.stats = f->stats,

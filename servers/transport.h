@@ -53,6 +53,7 @@
 #ifndef MN_SERVERS_TRANSPORT_H
 #define MN_SERVERS_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -130,13 +131,18 @@ struct tp_ops {
 			const struct wire_hdr *h, uint64_t handle, uint32_t off, uint32_t len);
 	/*
 	 * rx_msg_alloc - a buffer for an incoming message of @msg_len bytes
-	 * (1 .. cfg.max_msg). 0 and *handle set; -ENOBUFS (or any error but
-	 * -EMSGSIZE) when none now: the packet is dropped unacked, counted,
-	 * and the flow advertises a zero window until tp_rx_ready() or a later
-	 * allocation succeeds; -EMSGSIZE when such a message can never be
-	 * taken: the flow is reset (TP_R_MSG_REFUSED).
+	 * (1 .. cfg.max_msg). @head: it is the next message the flow delivers;
+	 * otherwise it arrived ahead of an earlier one, and it can be
+	 * delivered only after that one: an allocator with a bounded budget
+	 * must keep room for the head (a later message holding the head's
+	 * room would block the flow for good). 0 and *handle set; -ENOBUFS
+	 * (or any error but -EMSGSIZE) when none now: the packet is dropped
+	 * unacked, counted, and the flow advertises a zero window until
+	 * tp_rx_ready() or a later allocation succeeds; -EMSGSIZE when such a
+	 * message can never be taken: the flow is reset (TP_R_MSG_REFUSED).
 	 */
-	int (*rx_msg_alloc)(void *ctx, uint32_t flow, uint32_t msg_len, uint64_t *handle);
+	int (*rx_msg_alloc)(void *ctx, uint32_t flow, uint32_t msg_len, bool head,
+			    uint64_t *handle);
 	/* rx_msg_write - copy @len bytes to offset @off of message @handle (in bounds). */
 	void (*rx_msg_write)(void *ctx, uint32_t flow, uint64_t handle, uint32_t off,
 			     const void *src, uint32_t len);
@@ -221,6 +227,7 @@ struct tp_flow_info {
 	uint32_t tx_queued;	/* messages queued and not yet acknowledged */
 	uint32_t peer_wnd;	/* last window the peer advertised */
 	uint32_t retries;	/* RTO expiries since the peer was last heard */
+	bool closing;		/* established, and a FIN queued, sent or received */
 	uint64_t created_ns;	/* the `now` of the call that created the flow */
 	uint64_t min_rtt_ns;	/* lowest RTT sample; 0 before the first */
 	struct tp_flow_stats stats;

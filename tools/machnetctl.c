@@ -530,7 +530,7 @@ static bool valid_name(const char *n)
 	return true;
 }
 
-/* 0 if the tenant socket at @path answers HELLO (as an application of @name) and PING. */
+/* 0 if the tenant socket at @path answers HELLO (as machnetctl, for @name) and PING. */
 static int tenant_ping(const char *path, const char *name, int timeout_ms)
 {
 	struct mn_ctl_hello peer;
@@ -539,8 +539,8 @@ static int tenant_ping(const char *path, const char *name, int timeout_ms)
 
 	if (fd < 0)
 		return fd;
-	/* machnet-proto answers HELLO only for role APP (others get -ENOENT). */
-	err = mn_ctl_hello(fd, MN_TENANT_ROLE_APP, name, &peer, timeout_ms);
+	/* As an admin: admin slots stay free when every channel is in use. */
+	err = mn_ctl_hello(fd, MN_TENANT_ROLE_ADMIN, name, &peer, timeout_ms);
 	if (err > 0) /* the agreed version */
 		err = 0;
 	if (err == 0)
@@ -806,9 +806,6 @@ static int tenant_start(const struct tctx *t, const char *name)
 		       name);
 		return 0;
 	}
-	/* An enabled unit means the admin chose systemd for this tenant. */
-	if (unit_is("is-enabled", name))
-		return systemctl("start", name);
 	tpath(conf, sizeof(conf), t->confdir, name, ".ini");
 	tpath(sock, sizeof(sock), t->rundir, name, ".sock");
 	tpath(pidf, sizeof(pidf), t->rundir, name, ".pid");
@@ -822,6 +819,10 @@ static int tenant_start(const struct tctx *t, const char *name)
 		printf("tenant %s: already running (%s answers; not started by machnetctl)\n", name, sock);
 		return 0;
 	}
+	/* An enabled unit means the admin chose systemd for this tenant (its
+	 * unit names the config and runtime directory, not our options). */
+	if (unit_is("is-enabled", name))
+		return systemctl("start", name);
 	if (access(conf, R_OK) != 0) {
 		fprintf(stderr, "machnetctl: tenant %s: cannot read %s: %s\n", name, conf, strerror(errno));
 		return errno == EACCES ? EXIT_PERM : EXIT_ERR;

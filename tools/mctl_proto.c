@@ -19,6 +19,7 @@
 
 #define TIMEOUT_MS 2000
 #define MAX_TENANTS 256
+#define MAX_FLOWS 65536 /* the highest limits.flows */
 #define EXIT_ERR 1
 #define EXIT_DOWN 3
 #define EXIT_PERM 4
@@ -53,7 +54,8 @@ static int tenant_open(const char *rundir, const char *name)
 	err = mn_ctl_hello(fd, MN_TENANT_ROLE_ADMIN, name, &peer, TIMEOUT_MS);
 	if (err < 0) {
 		close(fd);
-		return err;
+		/* A server that does not serve admins (older) or another tenant. */
+		return err == -ENOENT ? -EPROTONOSUPPORT : err;
 	}
 	return fd;
 }
@@ -94,7 +96,8 @@ static int append_flows(struct mctl_tenant *t, const struct mn_tenant_flow_entry
 	return 0;
 }
 
-/* Walk every flow slot; the server must make progress on each answer. */
+/* Walk every flow slot; the server must make progress on each answer and
+ * can list no more than the largest flow limit (limits.flows). */
 static int get_flows(int fd, struct mctl_tenant *t)
 {
 	struct mn_tenant_flows_req req = { 0 };
@@ -112,12 +115,22 @@ static int get_flows(int fd, struct mctl_tenant *t)
 			mn_ctl_msg_free(&m);
 			return -EBADMSG;
 		}
-		err = append_flows(t, (const void *)(h + 1), h->count);
+		err = t->nflows + h->count > MAX_FLOWS ? -EBADMSG :
+							 append_flows(t, (const void *)(h + 1), h->count);
 		req.start = h->next_start;
 		mn_ctl_msg_free(&m);
 		if (err || req.start == MN_TENANT_LIST_END)
 			return err;
 	}
+}
+
+/* A server's string, safe in a table and inside JSON quotes. */
+static void printable(char *str, size_t len)
+{
+	str[len - 1] = '\0';
+	for (char *c = str; *c; c++)
+		if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\')
+			*c = '?';
 }
 
 static void query_one(const char *rundir, struct mctl_tenant *t, bool want_flows)
@@ -128,10 +141,11 @@ static void query_one(const char *rundir, struct mctl_tenant *t, bool want_flows
 	t->err = fd < 0 ? fd : ask(fd, MN_TENANT_T_STATS, NULL, 0, &m);
 	if (t->err == 0) {
 		memcpy(&t->st, m.payload, sizeof(t->st));
-		t->st.name[sizeof(t->st.name) - 1] = t->st.version[sizeof(t->st.version) - 1] = '\0';
+		printable(t->st.name, sizeof(t->st.name));
+		printable(t->st.version, sizeof(t->st.version));
 		mn_ctl_msg_free(&m);
 		if (want_flows)
-			t->err = get_flows(fd, t);
+			t->flows_err = get_flows(fd, t);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -139,9 +153,18 @@ static void query_one(const char *rundir, struct mctl_tenant *t, bool want_flows
 
 /* ---- finding tenants ---------------------------------------------------------- */
 
+/* Tenant names as machnet-proto accepts them; anything else is not ours. */
+static bool tenant_name_ok(const char *name, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789_-", name[i]) || !name[i])
+			return false;
+	return true;
+}
+
 static bool add_name(struct mctl_tenant *t, int *n, const char *name, size_t len)
 {
-	if (len == 0 || len >= sizeof(t->name) || *n >= MAX_TENANTS)
+	if (len == 0 || len >= sizeof(t->name) || *n >= MAX_TENANTS || !tenant_name_ok(name, len))
 		return false;
 	for (int i = 0; i < *n; i++)
 		if (strlen(t[i].name) == len && strncmp(t[i].name, name, len) == 0)
@@ -268,6 +291,8 @@ void mctl_tenants_json(const struct mctl_tenant *t, int n, bool with_flows)
 		       s->nicd_connected ? "true" : "false", s->channels, s->max_channels, s->flows,
 		       s->max_flows);
 		json_counters(s);
+		if (with_flows && t[i].flows_err)
+			printf(", \"flows_error\": \"%s\"", strerror(-t[i].flows_err));
 		if (with_flows) {
 			printf(", \"flows\": [");
 			for (uint32_t f = 0; f < t[i].nflows; f++) {
@@ -290,8 +315,9 @@ static void nonzero(const char *tenant, const char *what, uint64_t v)
 
 void mctl_tenants_table(const struct mctl_tenant *t, int n)
 {
-	printf("%-16s %7s %8s %9s %7s %9s %12s %12s %12s %12s\n", "protocol server", "state",
-	       "pid", "uptime_s", "chans", "flows", "rx pkts", "tx msgs", "rx msgs", "failed");
+	printf("%-16s %7s %-8s %8s %9s %7s %9s %12s %12s %12s %8s\n", "protocol server", "state",
+	       "version", "pid", "uptime_s", "chans", "flows", "rx pkts", "tx msgs", "rx msgs",
+	       "failed");
 	for (int i = 0; i < n; i++) {
 		const struct mn_tenant_stats *s = &t[i].st;
 
@@ -299,9 +325,10 @@ void mctl_tenants_table(const struct mctl_tenant *t, int n)
 			printf("  %-14.31s %7s  (%s)\n", t[i].name, "down", strerror(-t[i].err));
 			continue;
 		}
-		printf("  %-14.31s %7s %8" PRIu32 " %9.0f %3" PRIu32 "/%-3" PRIu32 " %4" PRIu32
-		       "/%-4" PRIu32 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n",
-		       t[i].name, s->nicd_connected ? "up" : "no-nicd", s->pid, s->uptime_ns / 1e9,
+		printf("  %-14.31s %7s %-8.15s %8" PRIu32 " %9.0f %3" PRIu32 "/%-3" PRIu32 " %4" PRIu32
+		       "/%-4" PRIu32 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %8" PRIu64 "\n",
+		       t[i].name, s->nicd_connected ? "up" : "no-nicd", s->version, s->pid,
+		       s->uptime_ns / 1e9,
 		       s->channels, s->max_channels, s->flows, s->max_flows, s->rx_pkts,
 		       s->ch_tx_msgs, s->ch_rx_msgs, s->flows_failed);
 	}
@@ -358,6 +385,22 @@ void mctl_flows_table(const struct mctl_tenant *t, int n)
 
 /* ---- machnetctl flows --------------------------------------------------------- */
 
+static const char *hint(int err)
+{
+	switch (err) {
+	case -ENOENT:
+	case -ECONNREFUSED:
+		return " (not running? machnetctl tenant start NAME)";
+	case -EACCES:
+		return " (run as root, or as the tenant's app_uid/app_gid)";
+	case -EPROTONOSUPPORT:
+		return " (the server does not answer machnetctl: an older machnet-proto, or another "
+		       "tenant's socket)";
+	default:
+		return "";
+	}
+}
+
 static int exit_of(int err)
 {
 	if (err == -ENOENT || err == -ECONNREFUSED)
@@ -377,17 +420,16 @@ int mctl_cmd_flows(const char *rundir, const char *only, bool json)
 		return EXIT_ERR;
 	}
 	for (int i = 0; i < n; i++) {
-		if (t[i].err == 0) {
+		int err = t[i].err ? t[i].err : t[i].flows_err;
+
+		if (err == 0) {
 			up++;
 			continue;
 		}
 		if (!first_err)
-			first_err = t[i].err;
+			first_err = err;
 		fprintf(stderr, "machnetctl: tenant %s at %s/%s.sock: %s%s\n", t[i].name, rundir,
-			t[i].name, strerror(-t[i].err),
-			t[i].err == -ENOENT || t[i].err == -ECONNREFUSED ?
-				" (not running? machnetctl tenant start NAME)" :
-			t[i].err == -EACCES ? " (run as root, or as the tenant's app_uid/app_gid)" : "");
+			t[i].name, strerror(-err), hint(err));
 	}
 	if (json) {
 		printf("{\"tenants\": [");

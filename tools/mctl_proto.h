@@ -20,6 +20,7 @@ struct mctl_tenant {
 	struct mn_tenant_stats st;	    /* valid when err == 0 */
 	struct mn_tenant_flow_entry *flows; /* nflows entries (malloc'd), or NULL */
 	uint32_t nflows;
+	int flows_err;			    /* 0, or why the flow list is missing */
 };
 
 /*

@@ -107,6 +107,22 @@ check "active unit: tenant stop -> systemctl stop $U (rc $rc)" \
     bash -c '[[ $1 == 0 ]] && grep -qx "stop $2" "$3"' _ "$rc" "$U" "$TMP/calls"
 check "after stop: the unit is inactive" test ! -e "$TMP/units/active-$U"
 
+# 3b. Enabled, not active, but a server started by hand runs (its pid file
+# names a machnet-proto): start leaves systemd alone, or the unit's server
+# would fail on the taken socket and restart in a loop.
+rm -f "$TMP/units/active-$U"
+bash -c 'exec -a machnet-proto sleep 30' &
+fake=$!
+echo "$fake" >"$TMP/rt/t1.pid"
+ctl 1 "$TMP/o4b" tenant start t1
+rc=$?
+check "enabled unit, server running by hand: exit 0, already running, no systemctl start (rc $rc)" \
+    bash -c '[[ $1 == 0 ]] && grep -q "already running (pid $2)" "$3" && ! grep -q "^start" "$4"' \
+    _ "$rc" "$fake" "$TMP/o4b" "$TMP/calls"
+kill "$fake" 2>/dev/null
+wait "$fake" 2>/dev/null
+rm -f "$TMP/rt/t1.pid"
+
 # 4. systemctl fails: exit 1, the journal is named.
 FAKE_FAIL=1 ctl 1 "$TMP/o5" tenant start t1
 rc=$?
@@ -125,7 +141,8 @@ check "no unit: systemctl asked only is-active/is-enabled" not_called "^start"
 # 6. No systemd at all: systemctl is never run.
 ctl 0 "$TMP/o7" tenant start t1
 rc=$?
-check "no systemd: systemctl never called (rc $rc)" test ! -s "$TMP/calls"
+check "no systemd: spawns itself (missing config: exit 1, names it), systemctl never called (rc $rc)" \
+    bash -c '[[ $1 == 1 && ! -s $2 ]] && grep -q "$3" "$4"' _ "$rc" "$TMP/calls" "$TMP/conf/t1.ini" "$TMP/o7"
 
 echo "1..$num"
 echo "$pass passed, $fail failed"

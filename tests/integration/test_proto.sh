@@ -465,7 +465,7 @@ pyq() {     # FILE EXPR : EXPR on j (FILE parsed) is true; shows FILE otherwise
 if (( srv_ok )); then
     lip=$TB_IP_1 rip=$TB_IP_2
     app_bg 1 30 "$TMP/fl.log" "$MN_MSG_GEN" --local_ip "$lip" --remote_ip "$rip" \
-        --remote_port 888 --flows 3 --msg_window 2 --duration 4 --quiet
+        --remote_port 888 --flows 3 --msg_window 2 --duration 20 --quiet
     fl_pid=$BG_PID
     fl_app=""
     for _ in $(seq 1 40); do
@@ -494,6 +494,7 @@ if (( srv_ok )); then
     rc=$?
     check "machnetctl flows nosuch: exit 3 (not running), says so (rc $rc)" \
         test "$rc" = 3 -a "$(grep -c "not running" "$TMP/flx.json.err")" = 1
+    kill -TERM "$fl_pid" 2>/dev/null # done looking: it stops and reports
     wait "$fl_pid" 2>/dev/null
 else
     nok "machnetctl flows (no msg_gen server)"

@@ -101,7 +101,7 @@ static uint32_t count_state(const struct mn_pool *p, int st)
 /* Server-side allocation of @n buffers, linked for @len bytes. */
 static void srv_chain(struct fx *f, uint32_t len, uint32_t *idx)
 {
-	int n = mn_chan_srv_chain_alloc(&f->s, len, idx);
+	int n = mn_chan_srv_chain_alloc(&f->s, len, 0, idx);
 
 	assert_int_equal(n, (int)mn_chan_nbufs_for(len, PAYLOAD));
 }
@@ -736,8 +736,6 @@ static void test_close(void **state)
 	assert_int_equal(mn_chan_app_status(&f->a, NULL), MN_CHAN_ST_CLOSED);
 }
 
-/* Table-driven: messages of many sizes round-trip with intact content, and
- * every buffer comes home. */
 /*
  * Send and receive budgets: half the pool for each. Queued sends never take
  * the receive half, reassembly never takes the send half, and buffers go
@@ -768,7 +766,7 @@ static void test_budgets(void **state)
 	for (int i = 0; i < 3; i++)
 		srv_chain(f, MAX_MSG, rx[i]);
 	assert_int_equal(mn_chan_srv_recv_room(&f->s), 5);
-	assert_int_equal(mn_chan_srv_chain_alloc(&f->s, MAX_MSG, f->sidx), -ENOBUFS);
+	assert_int_equal(mn_chan_srv_chain_alloc(&f->s, MAX_MSG, 0, f->sidx), -ENOBUFS);
 	assert_int_equal(f->s.st.recv_capped, 1);
 	/* The application sends three messages from its half; the fourth finds
 	 * no buffers, and refills lend nothing more while the three are held. */
@@ -806,13 +804,48 @@ static void test_budgets(void **state)
 	assert_int_equal(f->s.st.bad_chain + f->s.st.bad_desc + f->a.st.bad_rx, 0);
 }
 
+/*
+ * Messages ahead of their flow's head leave room for a largest message;
+ * the head may use it. Refusals come from the budget, not from a pool
+ * short of buffers (it has plenty free here).
+ */
+static void test_budget_keeps_room_for_the_head(void **state)
+{
+	struct fx *f = *state;
+	struct mn_chan_params p = params(NBUFS, BUF_SIZE, MAX_MSG);
+	uint32_t a[9], b[9], h[9];
+
+	fx_close(f);
+	p.recv_bufs = NBUFS / 2;
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(mn_chan_srv_create(&f->s, &p), 0);
+	assert_int_equal(app_map_dup(&f->a, &f->s), 0);
+	assert_int_equal(mn_chan_srv_chain_alloc(&f->s, MAX_MSG, MN_CHAN_ALLOC_AHEAD, a), 9);
+	assert_int_equal(mn_chan_srv_chain_alloc(&f->s, MAX_MSG, MN_CHAN_ALLOC_AHEAD, b), 9);
+	/* 14 left: a third one ahead would leave less than 9. */
+	assert_int_equal(mn_chan_srv_chain_alloc(&f->s, MAX_MSG, MN_CHAN_ALLOC_AHEAD, h), -ENOBUFS);
+	assert_int_equal(f->s.st.recv_capped, 1);
+	assert_true(mn_pool_nfree(&f->s.pool) >= 40);
+	/* The head takes the kept room; then the receive half is spent. */
+	assert_int_equal(mn_chan_srv_chain_alloc(&f->s, MAX_MSG, 0, h), 9);
+	assert_int_equal(mn_chan_srv_recv_room(&f->s), 5);
+	assert_int_equal(mn_chan_srv_chain_alloc(&f->s, MAX_MSG, 0, f->sidx), -ENOBUFS);
+	assert_int_equal(f->s.st.recv_capped, 2);
+	assert_true(mn_pool_nfree(&f->s.pool) >= 30);
+	mn_chan_srv_chain_free(&f->s, a, 9);
+	mn_chan_srv_chain_free(&f->s, b, 9);
+	mn_chan_srv_chain_free(&f->s, h, 9);
+	assert_int_equal(f->s.held[MN_CHAN_SIDE_RECV], 0);
+	assert_int_equal(mn_pool_nfree(&f->s.pool), NBUFS);
+}
+
 /* recv_bufs must leave a largest message room on both sides. */
 static void test_budgets_refused(void **state)
 {
-	const uint32_t bad[] = { 8, NBUFS - 8 };
+	const uint32_t bad[] = { 8, NBUFS - 8, NBUFS + 6 };
 
 	(void)state;
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct mn_chan_params p = params(NBUFS, BUF_SIZE, MAX_MSG);
 		struct mn_chan_srv s;
 
@@ -822,6 +855,8 @@ static void test_budgets_refused(void **state)
 	}
 }
 
+/* Table-driven: messages of many sizes round-trip with intact content, and
+ * every buffer comes home. */
 static void test_sizes_table(void **state)
 {
 	struct fx *f = *state;
@@ -875,6 +910,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sizes_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budgets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_keeps_room_for_the_head, setup, teardown),
 		cmocka_unit_test(test_budgets_refused),
 	};
 
