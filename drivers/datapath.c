@@ -246,6 +246,10 @@ static bool rx_one(struct nicd *n, uint16_t q, struct rte_mbuf *m, struct txq *o
 	}
 	if (cls == PKT_ICMP_ECHO)
 		return handle_icmp(n, m, f, len, &pi, out);
+	if (cls == PKT_ICMP_ECHO_REPLY) {
+		drop(n, q, NULL, MN_DROP_RX_BAD_ICMP); /* nicd sent no request */
+		return false;
+	}
 	ti = pt_lookup(n->pt, pi.dst_ip, pi.dst_port);
 	if (ti < 0 || !n->tenants[ti].connected) {
 		drop(n, q, NULL, MN_DROP_RX_NO_PORT);

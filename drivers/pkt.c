@@ -41,6 +41,8 @@
 #define ICMP_TYPE 0
 #define ICMP_CODE 1
 #define ICMP_CSUM 2
+#define ICMP_ID 4
+#define ICMP_SEQ 6
 #define ICMP_ECHO_REPLY 0u
 #define ICMP_ECHO_REQUEST 8u
 
@@ -204,12 +206,15 @@ static int parse_icmp(const uint8_t *f, uint32_t l4_len, struct pkt_info *pi,
 {
 	const uint8_t *icmp = f + pi->l4_off;
 
-	if (l4_len < PKT_ICMP_HLEN || icmp[ICMP_TYPE] != ICMP_ECHO_REQUEST ||
+	if (l4_len < PKT_ICMP_HLEN ||
+	    (icmp[ICMP_TYPE] != ICMP_ECHO_REQUEST && icmp[ICMP_TYPE] != ICMP_ECHO_REPLY) ||
 	    icmp[ICMP_CODE] != 0 || pkt_csum(icmp, l4_len, 0) != 0xffff)
 		return drop(why, MN_DROP_RX_BAD_ICMP);
 	pi->payload_off = (uint16_t)(pi->l4_off + PKT_ICMP_HLEN);
 	pi->payload_len = (uint16_t)(l4_len - PKT_ICMP_HLEN);
-	return PKT_ICMP_ECHO;
+	pi->icmp_id = get16(icmp + ICMP_ID);
+	pi->icmp_seq = get16(icmp + ICMP_SEQ);
+	return icmp[ICMP_TYPE] == ICMP_ECHO_REQUEST ? PKT_ICMP_ECHO : PKT_ICMP_ECHO_REPLY;
 }
 
 /*
@@ -383,6 +388,22 @@ void pkt_fill_csums(uint8_t *frame, const struct pkt_info *pi)
 	put16(udp + UDP_CSUM, pkt_udp_csum(ip, udp, (uint32_t)pi->ip_total_len - ihl));
 }
 
+/* An IPv4 header without options, checksum left 0 (filled last). */
+static void put_ipv4(uint8_t *ip, uint8_t proto, uint32_t tot, uint32_t src_ip,
+		     uint32_t dst_ip)
+{
+	ip[IP_VIHL] = 0x45;
+	ip[IP_VIHL + 1] = 0; /* DSCP/ECN */
+	put16(ip + IP_TOTLEN, (uint16_t)tot);
+	put16(ip + IP_ID, 0);
+	put16(ip + IP_FRAG, IP_F_DF);
+	ip[IP_TTL] = PKT_TTL_DEFAULT;
+	ip[IP_PROTO] = proto;
+	put16(ip + IP_CSUM, 0);
+	put32(ip + IP_SRC, src_ip);
+	put32(ip + IP_DST, dst_ip);
+}
+
 uint32_t pkt_build_udp(uint8_t *buf, uint32_t cap, const uint8_t src_mac[6],
 		       const uint8_t dst_mac[6], uint32_t src_ip, uint32_t dst_ip,
 		       uint16_t sport, uint16_t dport, const void *payload, uint32_t plen)
@@ -397,16 +418,7 @@ uint32_t pkt_build_udp(uint8_t *buf, uint32_t cap, const uint8_t src_mac[6],
 	tot = hdrs + plen;
 
 	put_eth(buf, dst_mac, src_mac, PKT_ETHERTYPE_IPV4);
-	ip[IP_VIHL] = 0x45;
-	ip[IP_VIHL + 1] = 0; /* DSCP/ECN */
-	put16(ip + IP_TOTLEN, (uint16_t)tot);
-	put16(ip + IP_ID, 0);
-	put16(ip + IP_FRAG, IP_F_DF);
-	ip[IP_TTL] = PKT_TTL_DEFAULT;
-	ip[IP_PROTO] = PKT_IPPROTO_UDP;
-	put16(ip + IP_CSUM, 0);
-	put32(ip + IP_SRC, src_ip);
-	put32(ip + IP_DST, dst_ip);
+	put_ipv4(ip, PKT_IPPROTO_UDP, tot, src_ip, dst_ip);
 
 	put16(udp + UDP_SPORT, sport);
 	put16(udp + UDP_DPORT, dport);
@@ -417,6 +429,31 @@ uint32_t pkt_build_udp(uint8_t *buf, uint32_t cap, const uint8_t src_mac[6],
 	put16(ip + IP_CSUM, pkt_ipv4_hdr_csum(ip, PKT_IPV4_HLEN));
 	put16(udp + UDP_CSUM, pkt_udp_csum(ip, udp, PKT_UDP_HLEN + plen));
 	return PKT_ETH_HLEN + tot;
+}
+
+uint32_t pkt_build_icmp_echo(uint8_t *buf, uint32_t cap, const uint8_t src_mac[6],
+			     const uint8_t dst_mac[6], uint32_t src_ip, uint32_t dst_ip,
+			     uint16_t ident, uint16_t seq, uint32_t dlen)
+{
+	const uint32_t hdrs = PKT_IPV4_HLEN + PKT_ICMP_HLEN;
+	uint8_t *ip = buf + PKT_ETH_HLEN;
+	uint8_t *icmp = ip + PKT_IPV4_HLEN;
+
+	if (dlen > UINT16_MAX - hdrs || PKT_ETH_HLEN + hdrs + dlen > cap)
+		return 0;
+	put_eth(buf, dst_mac, src_mac, PKT_ETHERTYPE_IPV4);
+	put_ipv4(ip, PKT_IPPROTO_ICMP, hdrs + dlen, src_ip, dst_ip);
+	icmp[ICMP_TYPE] = ICMP_ECHO_REQUEST;
+	icmp[ICMP_CODE] = 0;
+	put16(icmp + ICMP_CSUM, 0);
+	put16(icmp + ICMP_ID, ident);
+	put16(icmp + ICMP_SEQ, seq);
+	for (uint32_t i = 0; i < dlen; i++)
+		icmp[PKT_ICMP_HLEN + i] = (uint8_t)i;
+
+	put16(ip + IP_CSUM, pkt_ipv4_hdr_csum(ip, PKT_IPV4_HLEN));
+	put16(icmp + ICMP_CSUM, (uint16_t)~pkt_csum(icmp, PKT_ICMP_HLEN + dlen, 0));
+	return PKT_ETH_HLEN + hdrs + dlen;
 }
 
 static int refuse(enum mn_drop *why, enum mn_drop reason)

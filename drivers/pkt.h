@@ -30,9 +30,10 @@
  *   UDP       UDP length < 8 or != total length - IHL*4   MN_DROP_RX_BAD_UDP
  *             checksum != 0 and wrong (PKT_F_VERIFY_UDP_CSUM)
  *                                                         MN_DROP_RX_UDP_CSUM
- *   ICMP      fewer than 8 bytes, type != 8 (echo request),
- *             code != 0, or wrong checksum (always checked:
- *             NICs do not verify ICMP)                    MN_DROP_RX_BAD_ICMP
+ *   ICMP      fewer than 8 bytes, type neither 8 (echo
+ *             request) nor 0 (echo reply), code != 0, or
+ *             wrong checksum (always checked: NICs do not
+ *             verify ICMP)                                MN_DROP_RX_BAD_ICMP
  *
  * The IPv4 header checksum is checked before the fragment and TTL fields so
  * that a header damaged in flight counts as a checksum error, not as
@@ -87,12 +88,14 @@ struct pkt_info {
 	uint16_t ip_total_len;
 	uint16_t src_port, dst_port;	   /* UDP; 0 otherwise */
 	uint16_t payload_off, payload_len; /* UDP payload; ICMP: echo data */
+	uint16_t icmp_id, icmp_seq;	   /* ICMP echo identifier, sequence */
 };
 
 enum pkt_class {
 	PKT_UDP = 1,	/* IPv4/UDP, all of struct pkt_info valid */
 	PKT_ARP,	/* ARP; details from pkt_arp_parse() */
 	PKT_ICMP_ECHO,	/* IPv4/ICMP echo request; l4_off is the ICMP header */
+	PKT_ICMP_ECHO_REPLY, /* IPv4/ICMP echo reply; as PKT_ICMP_ECHO */
 };
 
 /* pkt_parse() flags: which checksums the NIC did not verify. */
@@ -196,6 +199,18 @@ void pkt_fill_csums(uint8_t *frame, const struct pkt_info *pi);
 uint32_t pkt_build_udp(uint8_t *buf, uint32_t cap, const uint8_t src_mac[6],
 		       const uint8_t dst_mac[6], uint32_t src_ip, uint32_t dst_ip,
 		       uint16_t sport, uint16_t dport, const void *payload, uint32_t plen);
+
+/*
+ * pkt_build_icmp_echo - write an Ethernet/IPv4/ICMP echo request frame
+ * carrying @dlen bytes of echo data 0x00, 0x01, ... (byte i is i mod 256):
+ * IHL 5, DF set, identification 0, TTL 64, type 8 code 0, @ident and @seq,
+ * the IPv4 header and ICMP checksums computed here (NICs do not offload
+ * ICMP). Not padded to 60 bytes (the NIC pads). Returns the frame length
+ * (42 + @dlen), or 0 if it exceeds @cap or an IPv4 total length.
+ */
+uint32_t pkt_build_icmp_echo(uint8_t *buf, uint32_t cap, const uint8_t src_mac[6],
+			     const uint8_t dst_mac[6], uint32_t src_ip, uint32_t dst_ip,
+			     uint16_t ident, uint16_t seq, uint32_t dlen);
 
 /*
  * pkt_tx_check - validate a frame a tenant asks to send.

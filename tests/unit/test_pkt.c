@@ -4,7 +4,8 @@
  * (RFC 1071's example, a textbook IPv4 header, a UDP datagram summed on
  * paper) and against a byte-by-byte reference; build -> parse round trips;
  * one named case per drop reason and length boundary (a table, each row
- * its own cmocka test); ARP and ICMP echo; the TX check's refusals; and
+ * its own cmocka test); ARP and ICMP echo (answering requests, building
+ * the requests PING sends, classifying replies); the TX check's refusals; and
  * 100k random and mutated frames through the parsers.
  *
  * Every frame handed to a parser sits in a heap block of exactly its
@@ -510,9 +511,11 @@ static void check_echo_reply(uint32_t dlen)
 	wr16(icmp + 2, 0);
 	assert_int_equal(sent_csum, (uint16_t)~ref_csum(icmp, 8 + dlen, 0));
 	wr16(icmp + 2, sent_csum);
-	/* A reply is not something nicd answers. */
-	assert_int_equal(parse_exact(f, rlen, VERIFY_ALL, &pi2, &why), 0);
-	assert_int_equal(why, MN_DROP_RX_BAD_ICMP);
+	/* A reply is classified as one (for PING), never answered. */
+	assert_int_equal(parse_exact(f, rlen, VERIFY_ALL, &pi2, &why), PKT_ICMP_ECHO_REPLY);
+	assert_int_equal(pi2.icmp_id, 0x1234);
+	assert_int_equal(pi2.icmp_seq, 0x0007);
+	assert_int_equal(pkt_icmp_echo_reply(f, rlen, &pi2, mac_b), 0);
 }
 
 static void test_echo_reply_from_request(void **state)
@@ -562,6 +565,109 @@ static void test_echo_reply_refuses_what_is_not_a_request(void **state)
 	assert_memory_equal(f, copy, len); /* untouched */
 	assert_int_equal(pkt_icmp_echo_reply(f, len, &pi, mac_a), len);
 	assert_int_equal(pkt_icmp_echo_reply(f, len, &pi, mac_a), 0); /* now a reply */
+}
+
+/* ---- ICMP echo requests nicd sends (PING) --------------------------------- */
+
+/* Build a request of @dlen bytes and check every header field by hand. */
+static void check_built_echo(uint32_t dlen)
+{
+	uint8_t f[BUF_CAP];
+	uint32_t len = pkt_build_icmp_echo(f, BUF_CAP, mac_a, mac_b, IP_A, IP_B, 0xbeef,
+					   (uint16_t)(dlen + 1), dlen);
+	const uint8_t *ip = f + O_IP, *icmp = f + O_L4;
+	struct pkt_info pi;
+	enum mn_drop why = MN_DROP_MAX;
+
+	assert_int_equal(len, 42 + dlen);
+	assert_memory_equal(f, mac_b, 6);
+	assert_memory_equal(f + 6, mac_a, 6);
+	assert_int_equal(rd16(f + O_ETYPE), 0x0800);
+	assert_int_equal(ip[0], 0x45);
+	assert_int_equal(rd16(ip + 2), 28 + dlen);
+	assert_int_equal(rd16(ip + 6), 0x4000); /* DF, not a fragment */
+	assert_int_equal(ip[8], 64);
+	assert_int_equal(ip[9], 1);
+	assert_int_equal(rd32(ip + 12), IP_A);
+	assert_int_equal(rd32(ip + 16), IP_B);
+	assert_int_equal(ref_csum(ip, 20, 0), 0xffff);
+	assert_int_equal(icmp[0], 8);
+	assert_int_equal(icmp[1], 0);
+	assert_int_equal(rd16(icmp + 4), 0xbeef);
+	assert_int_equal(rd16(icmp + 6), dlen + 1);
+	assert_int_equal(ref_csum(icmp, 8 + dlen, 0), 0xffff);
+	for (uint32_t i = 0; i < dlen; i++)
+		assert_int_equal(icmp[8 + i], (uint8_t)i);
+
+	/* What the peer's parser (ours, here) makes of it. */
+	assert_int_equal(parse_exact(f, len, VERIFY_ALL, &pi, &why), PKT_ICMP_ECHO);
+	assert_int_equal(pi.src_ip, IP_A);
+	assert_int_equal(pi.dst_ip, IP_B);
+	assert_int_equal(pi.icmp_id, 0xbeef);
+	assert_int_equal(pi.icmp_seq, dlen + 1);
+	assert_int_equal(pi.payload_len, dlen);
+}
+
+static void test_build_icmp_echo_headers_and_data_at_sizes(void **state)
+{
+	static const uint32_t sizes[] = { 0, 1, 2, 3, 18, 56, 57, 1000, 1471, 1472 };
+
+	(void)state;
+	for (unsigned int i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		check_built_echo(sizes[i]);
+}
+
+/* Summed on paper: 0x0800 + 0x1234 + 0x0001 = 0x1a35, stored ~ = 0xe5ca;
+ * IPv4 header of 10.0.0.1 -> 10.0.0.2, length 28, DF, TTL 64, ICMP:
+ * 0x4500 + 0x001c + 0x4000 + 0x4001 + 0x0a00 + 0x0001 + 0x0a00 + 0x0002
+ * = 0xd920, stored ~ = 0x26df. */
+static void test_build_icmp_echo_checksums_by_hand(void **state)
+{
+	uint8_t f[64];
+
+	(void)state;
+	assert_int_equal(pkt_build_icmp_echo(f, sizeof(f), mac_a, mac_b, IP_A, IP_B, 0x1234, 1, 0),
+			 42);
+	assert_int_equal(rd16(f + O_L4 + 2), 0xe5ca);
+	assert_int_equal(rd16(f + O_IP_CSUM), 0x26df);
+}
+
+/* The reply a peer makes of our request is a PKT_ICMP_ECHO_REPLY from it to
+ * us, with our identifier and sequence. */
+static void test_build_icmp_echo_reply_round_trip(void **state)
+{
+	uint8_t f[BUF_CAP];
+	uint32_t len = pkt_build_icmp_echo(f, BUF_CAP, mac_a, mac_b, IP_A, IP_B, 0x4d4e, 0xfffe, 56);
+	struct pkt_info pi;
+	enum mn_drop why = MN_DROP_MAX;
+
+	(void)state;
+	assert_int_equal(parse_exact(f, len, VERIFY_ALL, &pi, &why), PKT_ICMP_ECHO);
+	assert_int_equal(pkt_icmp_echo_reply(f, len, &pi, mac_b), len);
+	assert_int_equal(parse_exact(f, len, VERIFY_ALL, &pi, &why), PKT_ICMP_ECHO_REPLY);
+	assert_int_equal(pi.src_ip, IP_B);
+	assert_int_equal(pi.dst_ip, IP_A);
+	assert_memory_equal(pi.dst_mac, mac_a, 6);
+	assert_int_equal(pi.icmp_id, 0x4d4e);
+	assert_int_equal(pi.icmp_seq, 0xfffe);
+	assert_int_equal(pi.payload_len, 56);
+	assert_int_equal(pi.ttl, 64);
+}
+
+static void test_build_icmp_echo_refuses_small_cap_and_huge_data(void **state)
+{
+	uint8_t f[64];
+
+	(void)state;
+	memset(f, 0x5a, sizeof(f));
+	assert_int_equal(pkt_build_icmp_echo(f, 41, mac_a, mac_b, IP_A, IP_B, 1, 1, 0), 0);
+	assert_int_equal(pkt_build_icmp_echo(f, 50, mac_a, mac_b, IP_A, IP_B, 1, 1, 9), 0);
+	for (unsigned int i = 0; i < sizeof(f); i++)
+		assert_int_equal(f[i], 0x5a); /* nothing written on refusal */
+	assert_int_equal(pkt_build_icmp_echo(f, 50, mac_a, mac_b, IP_A, IP_B, 1, 1, 8), 50);
+	assert_int_equal(pkt_build_icmp_echo(f, UINT32_MAX, mac_a, mac_b, IP_A, IP_B, 1, 1,
+					     65536 - 28),
+			 0);
 }
 
 /* ---- malformed frames, one row each -------------------------------------- */
@@ -698,6 +804,14 @@ static void m_icmp_reply(uint8_t *f, uint32_t *len)
 	wr16(f + O_L4 + 2, (uint16_t)~ref_csum(f + O_L4, *len - O_L4, 0));
 }
 
+static void m_icmp_unreach(uint8_t *f, uint32_t *len)
+{
+	/* Destination unreachable, checksum fixed: nicd takes only echo. */
+	f[O_L4] = 3;
+	wr16(f + O_L4 + 2, 0);
+	wr16(f + O_L4 + 2, (uint16_t)~ref_csum(f + O_L4, *len - O_L4, 0));
+}
+
 static void m_icmp_code1(uint8_t *f, uint32_t *len)
 {
 	f[O_L4 + 1] = 1;
@@ -768,7 +882,9 @@ static const struct bad_case bad_cases[] = {
 	{ "parse_bad_udp_csum_ignored_without_flag", B_UDP, m_udp_csum_bad,
 	  PKT_F_VERIFY_IP_CSUM, PKT_UDP, 0 },
 	{ "parse_icmp_echo_request_accepted", B_ICMP, m_none, 0, PKT_ICMP_ECHO, 0 },
-	{ "parse_icmp_type_0_is_bad_icmp", B_ICMP, m_icmp_reply, VERIFY_ALL, 0,
+	{ "parse_icmp_echo_reply_accepted", B_ICMP, m_icmp_reply, VERIFY_ALL,
+	  PKT_ICMP_ECHO_REPLY, 0 },
+	{ "parse_icmp_type_3_is_bad_icmp", B_ICMP, m_icmp_unreach, VERIFY_ALL, 0,
 	  MN_DROP_RX_BAD_ICMP },
 	{ "parse_icmp_code_1_is_bad_icmp", B_ICMP, m_icmp_code1, VERIFY_ALL, 0,
 	  MN_DROP_RX_BAD_ICMP },
@@ -1067,6 +1183,10 @@ int main(void)
 		cmocka_unit_test(test_echo_reply_odd_and_empty_data),
 		cmocka_unit_test(test_echo_reply_cuts_padding),
 		cmocka_unit_test(test_echo_reply_refuses_what_is_not_a_request),
+		cmocka_unit_test(test_build_icmp_echo_headers_and_data_at_sizes),
+		cmocka_unit_test(test_build_icmp_echo_checksums_by_hand),
+		cmocka_unit_test(test_build_icmp_echo_reply_round_trip),
+		cmocka_unit_test(test_build_icmp_echo_refuses_small_cap_and_huge_data),
 		cmocka_unit_test(test_tx_accepts_valid_frame_and_fills_info),
 		cmocka_unit_test(test_tx_mtu_boundary),
 		cmocka_unit_test(test_tx_refuses_foreign_source_mac),
