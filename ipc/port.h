@@ -86,7 +86,8 @@ _Static_assert(sizeof(struct mn_pkt_desc) == 16, "port descriptor is ABI");
 /* comp: the frame was refused, not sent (see the tenant's tx drop counters). */
 #define MN_PKT_F_TX_REFUSED 0x4u
 
-/* Control messages on nicd.sock (ipc/ctl types). */
+/* Control messages on nicd.sock (ipc/ctl types). Append only: the values
+ * are ABI (REGISTER 16 ... NEIGH 23, PING 24). */
 enum mn_port_msg {
 	MN_PORT_T_REGISTER = MN_CTL_T_USER, /* p->d, 3 fds: region, kick, rx */
 	MN_PORT_T_CLAIM,		    /* p->d: claim an (ip, port range) */
@@ -96,7 +97,9 @@ enum mn_port_msg {
 	MN_PORT_T_INFO,			    /* any->d: device, addresses, mode */
 	MN_PORT_T_PORTS,		    /* any->d: every port claim */
 	MN_PORT_T_NEIGH,		    /* any->d: the ARP neighbour cache */
+	MN_PORT_T_PING,			    /* any->d: one ICMP echo through the port */
 };
+_Static_assert(MN_PORT_T_NEIGH == 23 && MN_PORT_T_PING == 24, "message types are ABI: append only");
 
 /* Bytes one ring of a port takes in its section (a multiple of 64). */
 #define mn_port_ring_size(cap) \
@@ -156,6 +159,50 @@ struct mn_port_neigh {
 };
 _Static_assert(sizeof(struct mn_port_neigh) == 16, "neigh is ABI");
 
+/*
+ * PING request: nicd sends one ICMP echo request from its own address on
+ * the target's subnet (ARP first if need be, gateway rules as RESOLVE) and
+ * answers with struct mn_port_pong when the echo reply arrives. Errors
+ * (status, no payload):
+ *   -EINVAL        size, timeout_ms or reserved out of range, or @ip is 0,
+ *                  broadcast, multicast or one of nicd's own addresses;
+ *   -EMSGSIZE      size + 28 exceeds nicd's MTU;
+ *   -ENETUNREACH   no local subnet holds @ip and no gateway is set;
+ *   -EHOSTUNREACH  the next hop did not answer ARP (within arp_timeout_ms);
+ *   -ETIMEDOUT     no echo reply within timeout_ms after the request left;
+ *   -EBUSY         MN_PORT_PING_MAX_PENDING pings already in flight;
+ *   -ENOBUFS       nicd could not send the request (mbufs, NIC queue full).
+ * A ping in flight is forgotten when its connection closes. Each request is
+ * one echo: the caller paces a series.
+ */
+#define MN_PORT_PING_MAX_SIZE 65507u	   /* echo data bytes (the MTU limits further) */
+#define MN_PORT_PING_MAX_TIMEOUT_MS 10000u
+#define MN_PORT_PING_MAX_PENDING 32u	   /* pings in flight in nicd, all clients */
+
+struct mn_port_ping {
+	uint32_t ip;	     /* destination, host order */
+	uint16_t size;	     /* echo data bytes, 0..MN_PORT_PING_MAX_SIZE */
+	uint16_t reserved;   /* 0 */
+	uint32_t timeout_ms; /* 1..MN_PORT_PING_MAX_TIMEOUT_MS, from when it left */
+	uint32_t seq;	     /* the caller's, returned in the answer */
+};
+_Static_assert(sizeof(struct mn_port_ping) == 16, "ping is ABI");
+
+/* PING response payload (status 0). */
+struct mn_port_pong {
+	uint32_t ip;	   /* who replied: the request's ip */
+	uint32_t seq;	   /* the request's */
+	uint64_t rtt_ns;   /* request handed to the NIC -> reply parsed by nicd */
+	uint32_t next_hop; /* where the request was sent (ip or the gateway) */
+	uint16_t bytes;	   /* ICMP bytes in the reply: 8 + echo data */
+	uint8_t ttl;	   /* IPv4 TTL of the reply */
+	uint8_t reserved0;
+	uint16_t icmp_id;  /* identifier and sequence nicd used on the wire */
+	uint16_t icmp_seq;
+	uint32_t reserved1;
+};
+_Static_assert(sizeof(struct mn_port_pong) == 32, "pong is ABI");
+
 /* Why a frame was not delivered (rx) or not sent (tx). Stable numbers. */
 enum mn_drop {
 	MN_DROP_RX_RUNT = 0,	     /* shorter than its headers claim */
@@ -169,7 +216,8 @@ enum mn_drop {
 	MN_DROP_RX_BAD_UDP,	     /* UDP length */
 	MN_DROP_RX_UDP_CSUM,	     /* UDP checksum */
 	MN_DROP_RX_BAD_ARP,	     /* malformed ARP */
-	MN_DROP_RX_BAD_ICMP,	     /* malformed ICMP, or not an echo request */
+	MN_DROP_RX_BAD_ICMP,	     /* malformed ICMP, not an echo request, or an
+					 echo reply to no PING in flight */
 	MN_DROP_RX_NO_PORT,	     /* no tenant claimed (dst ip, dst port) */
 	MN_DROP_RX_NO_BUF,	     /* tenant's fill ring empty */
 	MN_DROP_RX_RING_FULL,	     /* tenant's rx ring full */
