@@ -85,10 +85,13 @@ static void run(struct nicd *n)
 		if (now - last_ctl >= CTL_EVERY_NS) {
 			csrv_poll(n, 0);
 			last_ctl = now;
-			if (now - last_tick >= 1000000ull) {
-				csrv_tick(n);
-				last_tick = now;
-			}
+		}
+		/* Apart from the control check: adaptive sleeps serve the sockets
+		 * and leave last_ctl fresh, so an idle nicd never got here, and
+		 * ARP retries and RESOLVE time-outs waited for traffic. */
+		if (now - last_tick >= 1000000ull) {
+			csrv_tick(n);
+			last_tick = now;
 		}
 		if (moved) {
 			idle_since = 0;
