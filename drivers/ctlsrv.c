@@ -3,7 +3,8 @@
  * nicd's control sockets: <runtime>/nicd.sock, one connection per protocol
  * server (and short-lived admin connections). Requests are answered
  * inline, except RESOLVE, which waits for ARP and is answered from
- * csrv_neigh_resolved() or csrv_tick().
+ * csrv_neigh_resolved() or csrv_tick(), and PING (drivers/ping.c), which
+ * waits for ARP and then for the echo reply.
  *
  * Known limit: a request is read with a short timeout once its first byte
  * is there; a local client that stops mid-message stalls the data path for
@@ -47,6 +48,7 @@ static const struct mn_ctl_spec specs[] = {
 	{ MN_PORT_T_INFO, 0, 0, 0 },
 	{ MN_PORT_T_PORTS, 0, 0, 0 },
 	{ MN_PORT_T_NEIGH, 0, 0, 0 },
+	{ MN_PORT_T_PING, sizeof(struct mn_port_ping), sizeof(struct mn_port_ping), 0 },
 };
 
 uint64_t nicd_now_ns(void)
@@ -103,6 +105,7 @@ static void client_close(struct nicd *n, int ci, const char *why)
 			t->cfg->name, (int)c->pid, why, ports);
 	}
 	fail_pending(n, ci);
+	ping_forget_client(n, ci);
 	epoll_ctl(n->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	*c = (struct nicd_client){ .fd = -1, .tenant = -1 };
@@ -431,6 +434,7 @@ static bool allowed(const struct nicd_client *c, uint16_t type)
 	case MN_PORT_T_INFO:
 	case MN_PORT_T_PORTS:
 	case MN_PORT_T_NEIGH:
+	case MN_PORT_T_PING:
 		return true;
 	case MN_PORT_T_REGISTER:
 	case MN_PORT_T_CLAIM:
@@ -471,6 +475,8 @@ static int dispatch(struct nicd *n, int ci, struct mn_ctl_msg *m)
 		return on_ports(n, ci, m);
 	case MN_PORT_T_NEIGH:
 		return on_neigh(n, ci, m);
+	case MN_PORT_T_PING:
+		return ping_request(n, ci, m);
 	default:
 		return on_info(n, ci, m);
 	}
@@ -535,6 +541,7 @@ void csrv_neigh_resolved(struct nicd *n, uint32_t ip, const uint8_t mac[6])
 			answer_resolve(n, p->client, p->req_id, p->ip, ip, mac, 0);
 		}
 	}
+	ping_neigh_resolved(n, ip, mac);
 }
 
 static void send_arp(uint32_t ip, void *ctx)
@@ -554,6 +561,7 @@ static void neigh_failed(uint32_t ip, void *ctx)
 			answer_resolve(n, p->client, p->req_id, p->ip, ip, NULL, -EHOSTUNREACH);
 		}
 	}
+	ping_neigh_failed(n, ip);
 }
 
 void csrv_tick(struct nicd *n)
@@ -570,6 +578,7 @@ void csrv_tick(struct nicd *n)
 				       -EHOSTUNREACH);
 		}
 	}
+	ping_tick(n, now);
 }
 
 /* ---- setup ---------------------------------------------------------------- */

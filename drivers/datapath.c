@@ -64,9 +64,9 @@ static uint32_t src_ip_for(const struct nicd *n, uint32_t ip)
 	return n->cfg.ips[0];
 }
 
-/* Send what the NIC takes; count and free the rest. */
-static void nic_send(struct nicd *n, uint16_t q, struct rte_mbuf **m, uint16_t cnt,
-		     struct tnt *t)
+/* Send what the NIC takes; count and free the rest. Returns how many it took. */
+static uint16_t nic_send(struct nicd *n, uint16_t q, struct rte_mbuf **m, uint16_t cnt,
+			 struct tnt *t)
 {
 	uint16_t sent = 0;
 
@@ -82,6 +82,7 @@ static void nic_send(struct nicd *n, uint16_t q, struct rte_mbuf **m, uint16_t c
 		drop(n, q, t, MN_DROP_TX_NIC_FULL);
 		rte_pktmbuf_free(m[i]);
 	}
+	return sent;
 }
 
 /* ---- rx ---------------------------------------------------------------- */
@@ -247,7 +248,8 @@ static bool rx_one(struct nicd *n, uint16_t q, struct rte_mbuf *m, struct txq *o
 	if (cls == PKT_ICMP_ECHO)
 		return handle_icmp(n, m, f, len, &pi, out);
 	if (cls == PKT_ICMP_ECHO_REPLY) {
-		drop(n, q, NULL, MN_DROP_RX_BAD_ICMP); /* nicd sent no request */
+		if (!ping_echo_reply(n, &pi, nicd_now_ns()))
+			drop(n, q, NULL, MN_DROP_RX_BAD_ICMP); /* to no PING in flight */
 		return false;
 	}
 	ti = pt_lookup(n->pt, pi.dst_ip, pi.dst_port);
@@ -405,4 +407,24 @@ void dp_send_arp_request(struct nicd *n, uint32_t ip)
 	rte_pktmbuf_trim(m, (uint16_t)(64 - len));
 	n->st.arp_req_tx++;
 	nic_send(n, 0, &m, 1, NULL);
+}
+
+int dp_send_icmp_echo(struct nicd *n, const uint8_t dst_mac[6], uint32_t dst_ip,
+		      uint32_t next_hop, uint16_t ident, uint16_t seq, uint16_t dlen)
+{
+	uint32_t len = PKT_ETH_HLEN + PKT_IPV4_HLEN + PKT_ICMP_HLEN + (uint32_t)dlen;
+	struct rte_mbuf *m = rte_pktmbuf_alloc(n->port.pool);
+	uint8_t *buf;
+
+	if (!m) {
+		drop(n, 0, NULL, MN_DROP_TX_NO_MBUF);
+		return -ENOBUFS;
+	}
+	buf = len <= UINT16_MAX ? (uint8_t *)rte_pktmbuf_append(m, (uint16_t)len) : NULL;
+	if (!buf || pkt_build_icmp_echo(buf, len, n->port.mac, dst_mac, src_ip_for(n, next_hop),
+					dst_ip, ident, seq, dlen) != len) {
+		rte_pktmbuf_free(m);
+		return -EMSGSIZE;
+	}
+	return nic_send(n, 0, &m, 1, NULL) == 1 ? 0 : -ENOBUFS;
 }

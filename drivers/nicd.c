@@ -107,7 +107,9 @@ static void run(struct nicd *n)
 		case NICD_POLL_ADAPTIVE:
 			if (idle_since == 0)
 				idle_since = now;
-			if (now - idle_since < spin_ns) {
+			/* A ping in flight keeps nicd polling: its RTT is the
+			 * wire's, not our sleep's (up to sleep_max_us). */
+			if (now - idle_since < spin_ns || ping_in_flight(n)) {
 				sched_yield();
 				break;
 			}
@@ -126,6 +128,8 @@ static int setup(struct nicd *n, const char *prog)
 	n->start_ns = nicd_now_ns();
 	if (getrandom(&n->generation, sizeof(n->generation), 0) != sizeof(n->generation))
 		n->generation = (uint32_t)n->start_ns;
+	/* Per start, so replies to an earlier nicd's pings match nothing. */
+	echo_init(&n->echo, (uint16_t)(n->generation >> 16), (uint16_t)n->generation);
 	for (unsigned int i = 0; i < n->cfg.ntenants; i++)
 		n->tenants[i] = (struct tnt){ .cfg = &n->cfg.tenants[i], .id = (uint16_t)i,
 					      .fd = -1, .kick_fd = -1, .rx_fd = -1 };
@@ -166,6 +170,7 @@ int main(int argc, char **argv)
 			nicd_poll_mode_name(n.cfg.poll_mode), n.generation);
 		run(&n);
 		mn_info("nicd", "stopping");
+		ping_log_stats(&n);
 		csrv_close(&n);
 	}
 	if (n.neigh)

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "dport.h"
+#include "echo.h"
 #include "neigh.h"
 #include "port.h"
 #include "port_table.h"
@@ -40,6 +41,17 @@ struct nicd_pending {
 	uint64_t deadline_ns;
 };
 
+/* PING outcomes since start; kept here, not in STATS (whose layout has no
+ * room), and logged when nicd stops. */
+struct nicd_ping_stats {
+	uint64_t requests;    /* PING requests accepted into the table */
+	uint64_t echo_tx;     /* echo requests sent */
+	uint64_t matched;     /* echo replies that answered a PING */
+	uint64_t unmatched;   /* echo replies to us that matched none: dropped */
+	uint64_t timeouts;    /* PINGs answered -ETIMEDOUT */
+	uint64_t unreachable; /* PINGs answered -EHOSTUNREACH (no ARP answer) */
+};
+
 struct nicd {
 	struct nicd_cfg cfg;
 	struct dport port;
@@ -50,6 +62,8 @@ struct nicd {
 	struct nicd_pending pending[NICD_MAX_PENDING];
 	struct mn_port_counters queue_c[MN_PORT_MAX_QUEUES];
 	struct mn_port_stats_hdr st; /* global counters (st.port = totals) */
+	struct echo_table echo;	     /* PINGs in flight */
+	struct nicd_ping_stats ping_st;
 	int listen_fd;
 	int epfd;
 	uint32_t generation;
@@ -67,6 +81,16 @@ unsigned int dp_poll(struct nicd *n);
 /* datapath.c: send an ARP request for @ip (neighbour resolution). */
 void dp_send_arp_request(struct nicd *n, uint32_t ip);
 
+/*
+ * datapath.c: send an ICMP echo request to @dst_ip at @dst_mac from our
+ * address on its subnet (@next_hop's subnet when routed), with @ident, @seq
+ * and @dlen bytes of data, on queue 0. Returns 0 once the NIC took it,
+ * -EMSGSIZE if it does not fit an mbuf, -ENOBUFS if no mbuf was free or
+ * the NIC refused it (counted as tx_no_mbuf / tx_nic_full).
+ */
+int dp_send_icmp_echo(struct nicd *n, const uint8_t dst_mac[6], uint32_t dst_ip,
+		      uint32_t next_hop, uint16_t ident, uint16_t seq, uint16_t dlen);
+
 /* ctlsrv.c: control sockets. */
 int csrv_open(struct nicd *n);
 void csrv_close(struct nicd *n);
@@ -80,5 +104,34 @@ void csrv_tick(struct nicd *n);
 /* Route: the next hop for @ip (itself on a local subnet, else the gateway),
  * 0 if unreachable. */
 uint32_t nicd_next_hop(const struct nicd *n, uint32_t ip);
+
+struct pkt_info;
+
+/*
+ * ping.c: PING requests (ipc/port.h), answered asynchronously like RESOLVE.
+ * All run on nicd's one thread.
+ */
+/* Start a PING for client @ci: answers errors at once, else the request
+ * waits in n->echo. Returns what sending an answer returned (0 or -errno:
+ * the connection is then unusable). */
+int ping_request(struct nicd *n, int ci, const struct mn_ctl_msg *m);
+/* ARP answered for @ip: send the requests waiting for it. */
+void ping_neigh_resolved(struct nicd *n, uint32_t ip, const uint8_t mac[6]);
+/* ARP for @ip failed: answer the PINGs waiting for it -EHOSTUNREACH. */
+void ping_neigh_failed(struct nicd *n, uint32_t ip);
+/* An echo reply to one of our addresses, received at @now: answers its
+ * PING and returns true, or counts it unmatched and returns false (the
+ * caller drops it). */
+bool ping_echo_reply(struct nicd *n, const struct pkt_info *pi, uint64_t now);
+/* Answer PINGs past their deadline: -ETIMEDOUT, or -EHOSTUNREACH while
+ * still resolving. */
+void ping_tick(struct nicd *n, uint64_t now);
+/* Client @ci is gone: forget its PINGs. */
+void ping_forget_client(struct nicd *n, int ci);
+/* Echo requests waiting for their reply (nicd then polls without sleeping,
+ * so the round-trip time measures the wire, not its sleep). */
+unsigned int ping_in_flight(const struct nicd *n);
+/* Log the counters in n->ping_st (at exit). */
+void ping_log_stats(const struct nicd *n);
 
 #endif /* MN_DRIVERS_NICD_H */
