@@ -10,6 +10,8 @@
  *   stats --watch [S]      the same every S seconds (default 1) until Ctrl-C
  *   ports [--json]         nicd's port claims (tenant, address, port range)
  *   arp [--json]           nicd's neighbour cache (address, MAC, state, age)
+ *   ping [-c N] [-i MS] [-W MS] [-s SIZE] [--json] IP
+ *                          ICMP echo sent by nicd through its port, like ping
  *   tenant start NAME      spawn machnet-proto -c CONFIG_DIR/NAME.ini, detached
  *                          (log DIR/NAME.log, pid DIR/NAME.pid), wait until
  *                          DIR/NAME.sock answers HELLO + PING (5 s)
@@ -29,6 +31,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <time.h>
 #include <sys/stat.h>
@@ -76,6 +79,12 @@ static void usage(FILE *f)
 		"                        one object per interval\n"
 		"  ports                 port claims in nicd: tenant, address, port range\n"
 		"  arp                   nicd's neighbour cache: address, MAC, state, age\n"
+		"  ping [-c COUNT] [-i INTERVAL_MS] [-W TIMEOUT_MS] [-s SIZE] IP\n"
+		"                        ICMP echo requests to IP sent by machnet-nicd through its port\n"
+		"                        (not the kernel), one at a time: COUNT (default 4), INTERVAL_MS\n"
+		"                        (1000) after each answer, each waiting TIMEOUT_MS (1..10000,\n"
+		"                        default 1000) for its reply once sent, SIZE data bytes (56); a\n"
+		"                        line per echo and a summary; exit 0 if any reply came, 1 if none\n"
 		"  tenant start NAME     spawn machnet-proto -c CONFIG_DIR/NAME.ini detached (log\n"
 		"                        DIR/NAME.log, pid DIR/NAME.pid); wait up to 5 s for DIR/NAME.sock\n"
 		"                        to answer; exit 1 with the log's tail if it does not\n"
@@ -1115,6 +1124,318 @@ static int tenant_cmd(struct tctx *t, int argc, char **argv)
 	return EXIT_USAGE;
 }
 
+/* ---- ping: ICMP echo sent by machnet-nicd through its port --------------------- */
+
+#define PING_SLACK_MS 65000 /* beyond -W: nicd's ARP limit (60 s at most) and a margin */
+
+struct ping_opts {
+	const char *target;
+	uint32_t ip; /* host order */
+	unsigned int count, interval_ms, timeout_ms, size;
+	bool json;
+};
+
+struct ping_tally {
+	unsigned int sent, received;
+	double min_ms, max_ms, sum_ms;
+	int fatal;	   /* the error that ended the run, 0 if none */
+	char fatal_msg[200];
+};
+
+static volatile sig_atomic_t ping_stop;
+
+static void ping_on_sigint(int sig)
+{
+	(void)sig;
+	ping_stop = 1;
+}
+
+static int ping_uint(const char *opt, const char *s, unsigned int lo, unsigned int hi,
+		     unsigned int *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end || errno || v < lo || v > hi) {
+		fprintf(stderr, "machnetctl: ping %s wants a number %u..%u, not '%s'\n", opt, lo, hi, s);
+		return -EINVAL;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
+/* Parse "ping [OPTIONS] IP" (@argv[0] is "ping"). Returns 0, 1 (help shown)
+ * or -EINVAL (reported). */
+static int ping_parse(int argc, char **argv, struct ping_opts *o)
+{
+	static const struct option lo[] = {
+		{ "count", 1, 0, 'c' }, { "interval", 1, 0, 'i' }, { "timeout", 1, 0, 'W' },
+		{ "size", 1, 0, 's' },	{ "json", 0, 0, 'j' },	   { "help", 0, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct in_addr a;
+	int c, err = 0;
+
+	optind = 0; /* glibc: start over on this argv */
+	opterr = 0;
+	while (err == 0 && (c = getopt_long(argc, argv, "c:i:W:s:jh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'c': err = ping_uint("-c", optarg, 1, 1000000, &o->count); break;
+		case 'i': err = ping_uint("-i", optarg, 0, 3600000, &o->interval_ms); break;
+		case 'W': err = ping_uint("-W", optarg, 1, MN_PORT_PING_MAX_TIMEOUT_MS, &o->timeout_ms); break;
+		case 's': err = ping_uint("-s", optarg, 0, MN_PORT_PING_MAX_SIZE, &o->size); break;
+		case 'j': o->json = true; break;
+		case 'h': usage(stdout); return 1;
+		default:
+			fprintf(stderr, "machnetctl: ping: %s '%s'\n",
+				c == ':' ? "missing value for" : "unknown option", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (err)
+		return err;
+	if (optind != argc - 1) {
+		fprintf(stderr, "machnetctl: usage: ping [-c COUNT] [-i INTERVAL_MS] [-W TIMEOUT_MS] "
+			"[-s SIZE] [--json] IP\n");
+		return -EINVAL;
+	}
+	o->target = argv[optind];
+	if (inet_pton(AF_INET, o->target, &a) != 1) {
+		fprintf(stderr, "machnetctl: ping: '%s' is not an IPv4 address (names are not resolved)\n",
+			o->target);
+		return -EINVAL;
+	}
+	o->ip = ntohl(a.s_addr);
+	return 0;
+}
+
+/* Wait until @fd is readable, up to @ms; -EINTR once Ctrl-C was pressed. */
+static int ping_wait(int fd, long long ms)
+{
+	long long end = now_ms() + ms;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	for (;;) {
+		long long left = end - now_ms();
+		int r;
+
+		if (ping_stop)
+			return -EINTR;
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* One echo: send PING with @seq, wait for its answer. Returns 0 with @pong
+ * filled, the status nicd answered, or a transport error. */
+static int ping_one(int fd, const struct ping_opts *o, uint32_t seq, struct mn_port_pong *pong)
+{
+	struct mn_port_ping req = { .ip = o->ip, .size = (uint16_t)o->size,
+				    .timeout_ms = o->timeout_ms, .seq = seq };
+	struct mn_ctl_msg m;
+	int err = mn_ctl_send(fd, MN_PORT_T_PING, seq, 0, &req, sizeof(req), NULL, 0, TIMEOUT_MS);
+
+	err = err ? err : ping_wait(fd, (long long)o->timeout_ms + PING_SLACK_MS);
+	err = err ? err : mn_ctl_recv(fd, &m, TIMEOUT_MS);
+	if (err)
+		return err;
+	if (m.hdr.type != MN_PORT_T_PING || m.hdr.req_id != seq)
+		err = -EPROTO;
+	else if (m.hdr.status < 0)
+		err = m.hdr.status;
+	else if (m.hdr.len != sizeof(*pong))
+		err = -EBADMSG;
+	if (err == 0) {
+		memcpy(pong, m.payload, sizeof(*pong));
+		if (pong->seq != seq || pong->ip != o->ip)
+			err = -EBADMSG;
+	}
+	mn_ctl_msg_free(&m);
+	return err;
+}
+
+/* Sleep @ms unless Ctrl-C comes first. */
+static void ping_pause(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (!ping_stop && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* A failed echo that does not end the run: its name for JSON and its line. */
+static const char *ping_miss(int err, const struct ping_opts *o, char *line, size_t len)
+{
+	switch (err) {
+	case -ETIMEDOUT:
+		snprintf(line, len, "no reply within %u ms", o->timeout_ms);
+		return "timeout";
+	case -EHOSTUNREACH:
+		snprintf(line, len, "unreachable: no ARP answer from the next hop (no such host on "
+			 "the subnet, or the gateway is down)");
+		return "unreachable";
+	case -EBUSY:
+		snprintf(line, len, "machnet-nicd has too many pings in flight; not sent");
+		return "busy";
+	case -ENOBUFS:
+		snprintf(line, len, "machnet-nicd could not send it (no buffer, or the NIC queue is full)");
+		return "no_buffers";
+	default:
+		return NULL;
+	}
+}
+
+/* Why the run stops at @err, for the user. */
+static void ping_fatal(struct ping_tally *t, int err, const struct ping_opts *o)
+{
+	const char *hint = "";
+
+	if (err == -EMSGSIZE)
+		hint = " (-s is larger than machnet-nicd's MTU - 28)";
+	else if (err == -ENETUNREACH)
+		hint = " (on none of machnet-nicd's subnets and no gateway configured; see machnetctl status)";
+	else if (err == -EINVAL)
+		hint = " (not a unicast address of another host, or a value machnet-nicd refuses; see its log)";
+	else if (err == -EPERM || err == -EACCES)
+		hint = " (machnet-nicd does not allow this connection to ping)";
+	else if (err == -EPIPE || err == -ECONNABORTED || err == -EPROTO)
+		hint = " (machnet-nicd hung up: stopped, or older than machnetctl and without PING?)";
+	t->fatal = err;
+	snprintf(t->fatal_msg, sizeof(t->fatal_msg), "ping %s failed: %s%s", o->target,
+		 strerror(-err), hint);
+}
+
+static void ping_count_reply(struct ping_tally *t, double ms)
+{
+	t->min_ms = t->received == 0 || ms < t->min_ms ? ms : t->min_ms;
+	t->max_ms = t->received == 0 || ms > t->max_ms ? ms : t->max_ms;
+	t->sum_ms += ms;
+	t->received++;
+}
+
+/* Print one echo's outcome (a line, or a JSON array element). */
+static void ping_print(const struct ping_opts *o, uint32_t seq, int err,
+		       const struct mn_port_pong *p, const char *miss, const char *line, bool first)
+{
+	double ms = err ? 0 : p->rtt_ns / 1e6;
+
+	if (o->json && err == 0)
+		printf("%s{\"seq\": %" PRIu32 ", \"status\": \"reply\", \"bytes\": %u, \"ttl\": %u, "
+		       "\"time_ms\": %.3f}", first ? "" : ", ", seq, p->bytes, p->ttl, ms);
+	else if (o->json)
+		printf("%s{\"seq\": %" PRIu32 ", \"status\": \"%s\", \"message\": \"%s\"}",
+		       first ? "" : ", ", seq, miss, line);
+	else if (err == 0)
+		printf("%u bytes from %s: seq=%" PRIu32 " ttl=%u time=%.3f ms\n", p->bytes, o->target,
+		       seq, p->ttl, ms);
+	else
+		printf("%s: seq=%" PRIu32 " %s\n", o->target, seq, line);
+	fflush(stdout);
+}
+
+static void ping_summary(const struct ping_opts *o, const struct ping_tally *t)
+{
+	double loss = t->sent ? 100.0 * (t->sent - t->received) / t->sent : 0;
+	double avg = t->received ? t->sum_ms / t->received : 0;
+
+	if (o->json) {
+		printf("], \"sent\": %u, \"received\": %u, \"loss_pct\": %.1f, \"rtt_ms\": ", t->sent,
+		       t->received, loss);
+		if (t->received)
+			printf("{\"min\": %.3f, \"avg\": %.3f, \"max\": %.3f}", t->min_ms, avg, t->max_ms);
+		else
+			printf("null");
+		if (t->fatal)
+			printf(", \"error\": \"%s\"}\n", t->fatal_msg);
+		else
+			printf(", \"error\": null}\n");
+		return;
+	}
+	printf("--- %s ping statistics (through machnet-nicd) ---\n%u sent, %u received, %.0f%% loss",
+	       o->target, t->sent, t->received, loss);
+	if (t->received)
+		printf(", rtt min/avg/max = %.3f/%.3f/%.3f ms", t->min_ms, avg, t->max_ms);
+	printf("\n");
+}
+
+/* Send the echoes one at a time until done, Ctrl-C, or an error that ends the run. */
+static void ping_run(int fd, const struct ping_opts *o, struct ping_tally *t)
+{
+	for (uint32_t seq = 1; seq <= o->count && !ping_stop; seq++) {
+		struct mn_port_pong pong;
+		const char *miss;
+		char line[160] = "";
+		int err;
+
+		if (seq > 1)
+			ping_pause(o->interval_ms);
+		if (ping_stop)
+			break;
+		err = ping_one(fd, o, seq, &pong);
+		if (err == -EINTR) {
+			t->sent++; /* it left; Ctrl-C came before the answer */
+			break;
+		}
+		miss = ping_miss(err, o, line, sizeof(line));
+		if (err && !miss) {
+			ping_fatal(t, err, o);
+			break;
+		}
+		ping_print(o, seq, err, &pong, miss, line, t->sent == 0);
+		t->sent++;
+		if (err == 0)
+			ping_count_reply(t, pong.rtt_ns / 1e6);
+	}
+}
+
+static int cmd_ping(const char *rundir, int argc, char **argv, bool json)
+{
+	struct ping_opts o = { .count = 4, .interval_ms = 1000, .timeout_ms = 1000, .size = 56,
+			       .json = json };
+	struct sigaction sa = { .sa_handler = ping_on_sigint }; /* no SA_RESTART: waits end */
+	struct ping_tally t = { 0 };
+	int fd, err = ping_parse(argc, argv, &o);
+
+	if (err)
+		return err > 0 ? 0 : EXIT_USAGE;
+	mn_log_set_level(MN_LOG_WARN);
+	fd = nicd_open(rundir);
+	if (fd < 0) {
+		if (o.json)
+			printf("{\"target\": \"%s\", \"sent\": 0, \"received\": 0, \"error\": "
+			       "\"cannot reach machnet-nicd: %s\"}\n", o.target, strerror(-fd));
+		return exit_for(fd);
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if (o.json)
+		printf("{\"target\": \"%s\", \"size\": %u, \"timeout_ms\": %u, \"results\": [", o.target,
+		       o.size, o.timeout_ms);
+	else
+		printf("PING %s through machnet-nicd: %u data bytes\n", o.target, o.size);
+	fflush(stdout);
+	ping_run(fd, &o, &t);
+	close(fd);
+	if (t.fatal)
+		fprintf(stderr, "machnetctl: %s\n", t.fatal_msg);
+	/* Refused outright: the error says it all (JSON still closes its object). */
+	if (!t.fatal || t.sent || o.json)
+		ping_summary(&o, &t);
+	fflush(stdout);
+	if (t.fatal)
+		return exit_for(t.fatal);
+	if (t.received == 0)
+		fprintf(stderr, "machnetctl: no reply from %s\n", o.target);
+	return t.received ? 0 : EXIT_ERR;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -1142,6 +1463,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	/* ping has options of its own (-c is its count there). */
+	if (strcmp(argv[optind], "ping") == 0)
+		return cmd_ping(t.rundir, argc - optind, argv + optind, t.json);
 	/* --json may also follow the command ("stats --json"). */
 	for (int i = optind + 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {

@@ -3,7 +3,10 @@
 # shellcheck source-path=SCRIPTDIR
 #
 # Integration test of `machnetctl tenant start|stop|restart|list`, `ports`,
-# `arp` and `stats --watch` (issue 5).
+# `arp` and `stats --watch` (issue 5), and `ping` (ICMP echo sent by nicd
+# through its port: replies, --json, an unused address, a host that ignores
+# echo, 40 at once against the 32-slot table, an unasked reply, refusals,
+# usage errors, nicd's counters at exit, nicd down).
 #
 # Host 1 of a two-host test bed (tests/netns/testbed.sh) runs machnet-nicd
 # on a net_af_xdp vdev (--no-huge); machnetctl, run inside that namespace,
@@ -145,6 +148,7 @@ wait_connected() {
 
 # nicd in host 1.
 ip netns exec "$TB_NS_1" "$MN_NICD" -c "$RT/nicd.ini" >"$TMP/nicd.log" 2>&1 &
+NICD_PID=$!
 for _ in $(seq 1 100); do [[ -S $RT/nicd.sock ]] && break; sleep 0.1; done
 if [[ ! -S $RT/nicd.sock ]]; then
     nok "machnet-nicd starts"
@@ -247,6 +251,116 @@ watch_ok() {
 check "stats --watch 0.2 --json: several objects, each parses" watch_ok
 check "stats --watch with bad seconds: usage error (2)" rc_is 2 "$TMP/o" stats --watch abc
 
+# ping: nicd sends ICMP echo requests through its port (host 1 has no kernel
+# address: nothing else there could answer) to host 2's kernel, whose own
+# ICMP counters show what crossed the wire.
+icmp_in_echos() {   # host 2's kernel: echo requests received
+    ip netns exec "$TB_NS_2" "$PY" -c 'import sys
+L = [l.split() for l in open("/proc/net/snmp") if l.startswith("Icmp:")]
+print(dict(zip(L[0][1:], L[1][1:]))["InEchos"])'
+}
+ping_lines_ok() {   # OUT COUNT : a line per reply, seq 1..COUNT, and the summary
+    local s
+    for s in $(seq 1 "$2"); do
+        grep -Eq "^[0-9]+ bytes from $TB_IP_2: seq=$s ttl=[0-9]+ time=[0-9]+\.[0-9]{3} ms$" "$1" || { show "$1"; return 1; }
+    done
+    grep -Eq "^$2 sent, $2 received, 0% loss, rtt min/avg/max = [0-9.]+/[0-9.]+/[0-9.]+ ms$" "$1" && return 0
+    show "$1"
+    return 1
+}
+echos0=$(icmp_in_echos)
+check "ping -c 3 $TB_IP_2: exit 0" rc_is 0 "$TMP/ping3" ping -c 3 -i 100 "$TB_IP_2"
+show "$TMP/ping3"
+check "ping -c 3: a line per reply (seq 1..3) and the summary" ping_lines_ok "$TMP/ping3" 3
+echos1=$(icmp_in_echos)
+check "ping -c 3: host 2's kernel received 3 echo requests ($echos0 -> $echos1)" \
+    test "$((echos1 - echos0))" -eq 3
+check "ping --json -c 2 -s 200: exit 0" rc_is 0 "$TMP/ping.json" ping --json -c 2 -i 50 -s 200 "$TB_IP_2"
+check "ping --json parses: 2 replies of 208 ICMP bytes, 0 < rtt < 100 ms, min <= avg <= max" \
+    test "$(json_get "$TMP/ping.json" 'j["sent"]==2 and j["received"]==2 and j["loss_pct"]==0 and j["error"] is None and [r["seq"] for r in j["results"]]==[1,2] and all(r["status"]=="reply" and r["bytes"]==208 and 0<r["time_ms"]<100 for r in j["results"]) and j["rtt_ms"]["min"]<=j["rtt_ms"]["avg"]<=j["rtt_ms"]["max"]')" == True
+check "ping -s 1472 (IPv4 1500 = the MTU): exit 0" rc_is 0 "$TMP/ping_big" ping -c 1 -s 1472 "$TB_IP_2"
+
+UNUSED=${TB_IP_2%.*}.250    # in the test bed's subnet, no host: no ARP answer
+unused_ok() {
+    rc_is 1 "$TMP/ping_unused" ping -c 2 -i 100 "$UNUSED" &&
+        grep -q "seq=1 unreachable: no ARP answer" "$TMP/ping_unused" &&
+        grep -q "no reply from $UNUSED" "$TMP/ping_unused" &&
+        grep -q "^2 sent, 0 received, 100% loss" "$TMP/ping_unused" && return 0
+    show "$TMP/ping_unused"
+    return 1
+}
+check "ping $UNUSED (unused): exit 1, says no ARP answer, 100% loss" unused_ok
+
+# Host 2 ignores echo requests: ARP works, the reply never comes.
+ip netns exec "$TB_NS_2" sysctl -qw net.ipv4.icmp_echo_ignore_all=1
+timeout_ok() {
+    rc_is 1 "$TMP/ping_to" ping -c 1 -W 300 "$TB_IP_2" &&
+        grep -q "seq=1 no reply within 300 ms" "$TMP/ping_to" && return 0
+    show "$TMP/ping_to"
+    return 1
+}
+check "ping -W 300 a host that ignores echo: exit 1, no reply within 300 ms" timeout_ok
+# 40 at once: nicd keeps 32 in flight and refuses the rest (-EBUSY).
+busy_pids=()
+for k in $(seq 1 40); do
+    ctl "$TMP/busy.$k" ping -c 1 -W 4000 "$TB_IP_2" &
+    busy_pids+=($!)
+done
+wait "${busy_pids[@]}"     # not nicd, also a job of this shell
+busy=$(cat "$TMP"/busy.* | grep -c "too many pings in flight")
+late=$(cat "$TMP"/busy.* | grep -c "no reply within 4000 ms")
+check "40 pings at once: $late time out, $busy refused as busy (32 in flight at most)" \
+    test "$late" -le 32 -a "$busy" -ge 8 -a "$((busy + late))" -eq 40
+ip netns exec "$TB_NS_2" sysctl -qw net.ipv4.icmp_echo_ignore_all=0
+
+# An echo reply nobody asked for: counted and dropped (rx_bad_icmp).
+ip netns exec "$TB_NS_2" "$PY" -c 'import socket, struct, sys
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+body = struct.pack("!BBHHH", 0, 0, 0, 0x7777, 1) + b"unasked"
+pkt = body[:2] + struct.pack("!H", csum(body + b"\0")) + body[4:]
+socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).sendto(pkt, (sys.argv[1], 0))' "$TB_IP_1"
+unmatched_ok() {
+    for _ in $(seq 1 20); do
+        rc_is 0 "$TMP/stats_icmp.json" stats --json &&
+            [[ $(json_get "$TMP/stats_icmp.json" 'j["port"]["drops"]["rx_bad_icmp"]') -ge 1 ]] && return 0
+        sleep 0.1
+    done
+    show "$TMP/stats_icmp.json"
+    return 1
+}
+check "an unasked echo reply is dropped as rx_bad_icmp" unmatched_ok
+
+rc_says() {     # WANT OUT REGEX CMD... : exit status WANT and OUT matches REGEX
+    local want=$1 out=$2 re=$3
+    shift 3
+    rc_is "$want" "$out" "$@" && grep -Eq "$re" "$out" && return 0
+    show "$out"
+    return 1
+}
+check "ping -s 1473 (beyond the MTU): exit 1, names the MTU" \
+    rc_says 1 "$TMP/ping_mtu" "MTU" ping -c 1 -s 1473 "$TB_IP_2"
+check "ping 192.0.2.1 (no route, no gateway): exit 1, says so" \
+    rc_says 1 "$TMP/ping_route" "no gateway" ping -c 1 192.0.2.1
+check "ping nicd's own address: exit 1" rc_is 1 "$TMP/ping_self" ping -c 1 "$TB_IP_1"
+for bad in "-c 0" "-W 0" "-W 10001" "-s 70000" "-i -1" "-x" "not.an.ip" "" "$TB_IP_2 $TB_IP_2" "-c"; do
+    # shellcheck disable=SC2086  # split on purpose
+    check "ping ${bad:-(nothing)}: usage error (2)" rc_is 2 "$TMP/ping_usage" ping $bad
+done
+check "--help lists ping" bash -c '"$1" --help | grep -q "ping \[-c COUNT\]"' _ "$MN_CTL"
+perm_ok() {     # a user who may not open nicd.sock: exit 4, and what to do about it
+    ip netns exec "$TB_NS_1" setpriv --reuid=65534 --regid=65534 --clear-groups \
+        timeout -k 2 20 "$MN_CTL" --runtime-dir "$RT" ping -c 1 "$TB_IP_2" >"$TMP/ping_perm" 2>&1
+    [[ $? -eq 4 ]] && grep -q "run as root" "$TMP/ping_perm" && return 0
+    show "$TMP/ping_perm"
+    return 1
+}
+if command -v setpriv >/dev/null; then
+    check "ping as nobody: permission denied (4)" perm_ok
+fi
+
 # A broken config: machnet-proto refuses it; machnetctl exits 1 and shows why.
 check "tenant start broken: exit 1" rc_is 1 "$TMP/broken" tenant start broken
 check "tenant start broken: the error names the key (bogus_key)" grep -q bogus_key "$TMP/broken"
@@ -257,5 +371,29 @@ check "tenant start missing: exit 1, names the file" missing_ok
 
 check "tenant stop default (final): exit 0" rc_is 0 "$TMP/stop3" tenant stop default
 check "tenant stop (final): process gone" gone "$PID3"
+
+# nicd stops: it logs its ping counters; ping then finds nobody (exit 3).
+kill -TERM "$NICD_PID"
+for _ in $(seq 1 50); do kill -0 "$NICD_PID" 2>/dev/null || break; sleep 0.1; done
+grep "PING requests" "$TMP/nicd.log" | sed 's/^/# /'
+counters_ok() {   # what the checks above did, as nicd counted it
+    local l
+    l=$(grep -Eo '[0-9]+ PING requests: [0-9]+ echo requests sent, [0-9]+ replies matched, [0-9]+ unmatched replies dropped, [0-9]+ timed out, [0-9]+ unreachable' "$TMP/nicd.log") || return 1
+    read -r req sent matched unmatched timedout unreach < <(echo "$l" | grep -Eo '[0-9]+' | tr '\n' ' ')
+    [[ $sent -eq $((matched + timedout)) && $matched -eq 6 && $timedout -eq $((late + 1)) &&
+        $unmatched -ge 1 && $unreach -eq 2 && $req -eq $((sent + unreach)) ]]
+}
+check "nicd's exit log: ping counters add up (6 matched, $((late + 1)) timed out, 2 unreachable, >= 1 unmatched)" counters_ok
+check "ping with nicd down: exit 3, says is it running" \
+    rc_says 3 "$TMP/ping_down" "is it running" ping -c 1 "$TB_IP_2"
+down_json_ok() {    # stdout alone must be one JSON object naming the error
+    ip netns exec "$TB_NS_1" timeout -k 2 20 "$MN_CTL" --runtime-dir "$RT" ping --json -c 1 "$TB_IP_2" \
+        >"$TMP/ping_down.json" 2>/dev/null
+    [[ $? -eq 3 && $(json_get "$TMP/ping_down.json" 'j["received"]==0 and "machnet-nicd" in j["error"]') == True ]] &&
+        return 0
+    show "$TMP/ping_down.json"
+    return 1
+}
+check "ping --json with nicd down: exit 3, one JSON object with the error" down_json_ok
 
 finish
