@@ -7,13 +7,25 @@
 # by a veth pair, both interfaces owned by DPDK through af_xdp), starts
 # machnet-nicd and one protocol server (tenant "default", started with
 # `machnetctl tenant start`) on each, runs
-# hello_world and a 10-second msg_gen between them, prints the results and
-# nicd's counters, and tears everything down (also on Ctrl-C or failure).
+# hello_world and a 10-second msg_gen between them, shows the flow
+# (machnetctl flows), prints the results and the counters of nicd and the
+# protocol server (machnetctl stats), and tears everything down (also on
+# Ctrl-C, a closed pipe or failure).
 #
 # Options (environment): MN_DEMO_SECONDS (msg_gen duration, default 10),
 # MN_DEMO_SIZE (msg_gen message size, default 1024), MN_BUILD_DIR (default
 # build-demo), MN_NO_INSTALL (skip the package step).
 set -euo pipefail
+
+case "${1:-}" in
+-h | --help)
+	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+	exit 0 ;;
+"") ;;
+*)
+	echo "demo.sh: no arguments (options come from the environment; see --help)" >&2
+	exit 2 ;;
+esac
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${MN_BUILD_DIR:-$top/build-demo}
@@ -48,6 +60,9 @@ stop_tenants() { # stop the protocol servers that machnetctl started
 	return 0
 }
 trap 'stop_tenants; tb_down; rm -rf "$work"' EXIT
+# A signal (Ctrl-C, a closed pipe, a hang-up) ends the script through the
+# EXIT trap, so the test bed never outlives it.
+trap 'exit 130' INT TERM HUP PIPE
 
 start_host() { # start_host I: nicd and the tenant's protocol server in host I
 	local i=$1 ns ifc ip fp rt
