@@ -4,6 +4,11 @@
 # tools/demo.sh.
 set -euo pipefail
 
+if [ "${1:-}" = --help ] || [ "${1:-}" = -h ]; then
+	sed -n '2,4{s/^# \{0,1\}//;p}' "$0"
+	exit 0
+fi
+
 packages=(
 	build-essential pkg-config meson ninja-build python3
 	dpdk libdpdk-dev libbpf-dev libxdp-dev libcmocka-dev libiniparser-dev

@@ -55,7 +55,14 @@ static double cpu_s(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: udp_pingpong echo --port P [--busy] [--duration S]\n"
-		   "       udp_pingpong ping --to A.B.C.D:P [--count N] [--size B] [--busy]\n");
+		   "       udp_pingpong ping --to A.B.C.D:P [--count N] [--size B] [--busy]\n"
+		   "Kernel UDP ping-pong, the baseline machnet is measured against.\n"
+		   "  echo             answer every datagram on port P, until --duration S (3600)\n"
+		   "  ping             send --count N (10000) datagrams of --size B (64) bytes to\n"
+		   "                   A.B.C.D:P, one at a time; print\n"
+		   "                   RESULT rtts= lost= rate= p50_us= p99_us= p999_us= cpu_pct=\n"
+		   "  --busy           poll with MSG_DONTWAIT instead of blocking\n"
+		   "  -h, --help       this text\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -69,6 +76,10 @@ static int parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){ .count = 10000, .size = 64, .duration_s = 3600 };
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		exit(0);
+	}
 	if (argc < 2)
 		return -EINVAL;
 	o->echo = strcmp(argv[1], "echo") == 0;

@@ -22,7 +22,7 @@ check "meson install into DESTDIR" meson install -C "$build" --destdir "$dest" -
 prefix=$(meson introspect "$build" --buildoptions | python3 -c '
 import json, sys
 print({o["name"]: o["value"] for o in json.load(sys.stdin)}["prefix"])')
-for f in bin/machnet-nicd bin/machnet-proto bin/machnetctl bin/hello_world \
+for f in bin/machnet-nicd bin/machnet-proto bin/machnetctl bin/hello_world bin/msg_gen \
 	etc/machnet/nicd.ini.example etc/machnet/tenant.ini.example \
 	share/doc/machnet/nicd.md share/doc/machnet/config-nicd.md; do
 	check "installs $f" test -e "$dest$prefix/$f"
@@ -47,8 +47,13 @@ APP
 check "an application builds with pkg-config --cflags --libs libmachnet" \
 	env PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$dest" \
 	sh -c 'cc -Wall -Werror -o "$0/app" "$0/app.c" $(pkg-config --cflags --libs libmachnet)' "$dest"
-check "machnet-nicd --help runs" "$dest$prefix/bin/machnet-nicd" --help
-check "machnetctl --help runs" "$dest$prefix/bin/machnetctl" --help
+# Every installed program explains itself: --help prints a usage line on
+# stdout and exits 0 (the examples find libmachnet.so in DESTDIR).
+libdir=$(dirname "$(find "$dest" -name 'libmachnet.so*' | head -n 1)")
+for b in "$dest$prefix"/bin/*; do
+	check "$(basename "$b") --help: exit 0, usage on stdout" \
+		env LD_LIBRARY_PATH="$libdir" sh -c 'out=$("$0" --help 2>/dev/null) && echo "$out" | grep -qi usage' "$b"
+done
 
 units=$(find "$dest" -name '*.service' -o -name '*@.service' | sort -u)
 check "a systemd unit is installed" test -n "$units"
