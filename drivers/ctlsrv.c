@@ -6,9 +6,10 @@
  * csrv_neigh_resolved() or csrv_tick(), and PING (drivers/ping.c), which
  * waits for ARP and then for the echo reply.
  *
- * Known limit: a request is read with a short timeout once its first byte
- * is there; a local client that stops mid-message stalls the data path for
- * up to CLIENT_READ_MS. Only users the socket's mode admits can connect.
+ * Requests are read without waiting (mn_ctl_recv_nb: a client that stops
+ * mid-message holds only its own connection) and answers are sent without
+ * waiting (NICD_CTL_TIMEOUT_MS), so no client can stall the data path.
+ * Only users the socket's mode admits can connect.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,7 +31,6 @@
 #define MACHNET_VERSION "0.1.0"
 #endif
 
-#define CLIENT_READ_MS 50
 #define EV_LISTEN 1ull
 #define EV_CLIENT 2ull
 #define EV_KICK 3ull
@@ -106,6 +106,7 @@ static void client_close(struct nicd *n, int ci, const char *why)
 	}
 	fail_pending(n, ci);
 	ping_forget_client(n, ci);
+	mn_ctl_rx_fini(&c->rx);
 	epoll_ctl(n->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	*c = (struct nicd_client){ .fd = -1, .tenant = -1 };
@@ -130,6 +131,7 @@ static void accept_clients(struct nicd *n)
 		}
 		c = &n->clients[ci];
 		*c = (struct nicd_client){ .fd = fd, .tenant = -1 };
+		mn_ctl_rx_init(&c->rx);
 		if (mn_ctl_peer_cred(fd, &c->pid, &c->uid, &c->gid) != 0) {
 			client_close(n, ci, "no credentials");
 			continue;
@@ -482,21 +484,28 @@ static int dispatch(struct nicd *n, int ci, struct mn_ctl_msg *m)
 	}
 }
 
+/* Requests that have arrived whole; a partial one waits for more bytes. A
+ * few per event at most: level-triggered epoll brings the rest. */
 static void client_readable(struct nicd *n, int ci)
 {
-	struct mn_ctl_msg m;
-	int err = mn_ctl_recv(n->clients[ci].fd, &m, CLIENT_READ_MS);
+	for (int k = 0; k < 4; k++) {
+		struct mn_ctl_msg m;
+		int err = mn_ctl_recv_nb(n->clients[ci].fd, &n->clients[ci].rx, &m);
 
-	if (err == 0) {
-		err = mn_ctl_check(&m, specs, sizeof(specs) / sizeof(specs[0]));
 		if (err == 0)
-			err = dispatch(n, ci, &m);
-		mn_ctl_msg_free(&m);
-	}
-	if (err < 0) {
-		if (err != -EPIPE)
-			n->st.refused++;
-		client_close(n, ci, err == -EPIPE ? "hang-up" : strerror(-err));
+			return;
+		if (err == 1) {
+			err = mn_ctl_check(&m, specs, sizeof(specs) / sizeof(specs[0]));
+			if (err == 0)
+				err = dispatch(n, ci, &m);
+			mn_ctl_msg_free(&m);
+		}
+		if (err < 0) {
+			if (err != -EPIPE)
+				n->st.refused++;
+			client_close(n, ci, err == -EPIPE ? "hang-up" : strerror(-err));
+			return;
+		}
 	}
 }
 

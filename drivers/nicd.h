@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "ctl.h"
 #include "dport.h"
 #include "echo.h"
 #include "neigh.h"
@@ -21,7 +22,10 @@
 
 #define NICD_MAX_CLIENTS 128
 #define NICD_MAX_PENDING 256 /* RESOLVE requests waiting for ARP */
-#define NICD_CTL_TIMEOUT_MS 1000
+/* Answers never wait: a client asks one thing at a time, so its socket
+ * has room; one that lets answers pile up is closed instead of stalling
+ * the data path, which runs in the same thread. */
+#define NICD_CTL_TIMEOUT_MS 0
 
 struct nicd_client {
 	int fd;		/* -1: free slot */
@@ -30,6 +34,7 @@ struct nicd_client {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	struct mn_ctl_rx rx; /* the request being received (never waited for) */
 };
 
 struct nicd_pending {

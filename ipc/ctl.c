@@ -440,6 +440,126 @@ int mn_ctl_recv(int fd, struct mn_ctl_msg *msg, int timeout_ms)
 	return recv_by(fd, msg, deadline_in(timeout_ms));
 }
 
+/* ---- receive without waiting ---- */
+
+void mn_ctl_rx_init(struct mn_ctl_rx *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+void mn_ctl_rx_fini(struct mn_ctl_rx *r)
+{
+	for (unsigned int i = 0; i < r->nfds; i++)
+		close(r->fds[i]);
+	free(r->payload);
+	mn_ctl_rx_init(r);
+}
+
+/* One recvmsg() of at most @len bytes into @buf, fds into @r. */
+static ssize_t rx_some(int fd, struct mn_ctl_rx *r, void *buf, size_t len)
+{
+	struct rx rx = { .sock = fd, .nfds = r->nfds, .dropped = r->dropped,
+			 .ctrunc = r->ctrunc };
+	struct iovec iov = { buf, len };
+	union fd_cmsg cb;
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cb.buf, .msg_controllen = sizeof(cb.buf),
+	};
+	ssize_t n;
+
+	do
+		n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		memcpy(rx.fds, r->fds, sizeof(r->fds));
+		rx_collect(&rx, &mh);
+		memcpy(r->fds, rx.fds, sizeof(r->fds));
+		r->nfds = rx.nfds;
+		r->dropped = rx.dropped;
+		r->ctrunc = rx.ctrunc;
+	}
+	return n;
+}
+
+/* The header just completed: decode, check, make room for the payload. */
+static int rx_header_done(struct mn_ctl_rx *r)
+{
+	struct rx rx = { .nfds = r->nfds, .dropped = r->dropped, .ctrunc = r->ctrunc };
+	int rc;
+
+	hdr_from_wire(&r->h, &r->wire);
+	rc = check_hdr(&r->h);
+	rc = rc ? rc : check_rx_fds(&rx, r->h.nfds, "header");
+	if (rc == 0 && r->h.len > 0) {
+		r->payload = malloc(r->h.len);
+		if (!r->payload)
+			rc = -ENOMEM;
+	}
+	return rc;
+}
+
+/* The message is whole: move it into @msg and start the next. */
+static int rx_complete(struct mn_ctl_rx *r, struct mn_ctl_msg *msg)
+{
+	struct rx rx = { .nfds = r->nfds, .dropped = r->dropped, .ctrunc = r->ctrunc };
+	int rc = check_rx_fds(&rx, r->h.nfds, "payload");
+
+	if (rc < 0)
+		return rc;
+	msg_init(msg);
+	msg->hdr = r->h;
+	msg->payload = r->payload;
+	memcpy(msg->fds, r->fds, sizeof(int) * r->nfds);
+	msg->nfds = r->nfds;
+	mn_ctl_rx_init(r); /* ownership moved: nothing to free */
+	return 1;
+}
+
+int mn_ctl_recv_nb(int fd, struct mn_ctl_rx *r, struct mn_ctl_msg *msg)
+{
+	const size_t hlen = sizeof(r->wire);
+	int rc;
+
+	for (;;) {
+		size_t total = r->got < hlen ? hlen : hlen + r->h.len;
+		uint8_t *dst = r->got < hlen ? (uint8_t *)&r->wire + r->got :
+					       r->payload + (r->got - hlen);
+		ssize_t n;
+
+		if (r->got == total) { /* whole (a header with no payload, at once) */
+			rc = rx_complete(r, msg);
+			if (rc < 0)
+				goto fail;
+			return rc;
+		}
+		n = rx_some(fd, r, dst, total - r->got);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0) {
+			rc = -errno;
+			goto fail;
+		}
+		if (n == 0) {
+			rc = r->got == 0 ? -EPIPE : -ECONNABORTED;
+			if (rc == -ECONNABORTED)
+				mn_warn("ctl", "peer hung up after %zu of %zu bytes: message truncated",
+					r->got, total);
+			goto fail;
+		}
+		r->got += (size_t)n;
+		if (r->got == hlen) {
+			rc = rx_header_done(r);
+			if (rc < 0)
+				goto fail;
+		}
+	}
+
+fail:
+	mn_ctl_rx_fini(r);
+	return rc;
+}
+
 void mn_ctl_msg_free(struct mn_ctl_msg *msg)
 {
 	unsigned int n = msg->nfds < MN_CTL_MAX_FDS ? msg->nfds : MN_CTL_MAX_FDS;

@@ -30,6 +30,7 @@
 #ifndef MN_IPC_CTL_H
 #define MN_IPC_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -127,6 +128,41 @@ int mn_ctl_send(int fd, uint16_t type, uint32_t req_id, int32_t status,
  * Received fds are close-on-exec. Thread-safe if callers serialise per socket.
  */
 int mn_ctl_recv(int fd, struct mn_ctl_msg *msg, int timeout_ms);
+
+/*
+ * A message being received without ever waiting (mn_ctl_recv_nb), for a
+ * server that must not let one slow or stalled peer hold up everything
+ * else. The fields are private to ipc/ctl.c.
+ */
+struct mn_ctl_rx {
+	struct mn_ctl_hdr wire;	 /* header bytes as they arrive */
+	struct mn_ctl_hdr h;	 /* decoded and checked, once complete */
+	uint8_t *payload;	 /* h.len bytes, allocated once the header is in */
+	size_t got;		 /* header + payload bytes so far */
+	int fds[MN_CTL_MAX_FDS];
+	unsigned int nfds;	 /* kept in fds[] */
+	unsigned int dropped;	 /* closed on arrival: beyond MN_CTL_MAX_FDS */
+	bool ctrunc;		 /* the kernel dropped some */
+};
+
+/* Start (or restart) @r empty. Call once before the first mn_ctl_recv_nb(). */
+void mn_ctl_rx_init(struct mn_ctl_rx *r);
+
+/* Free what a partial message holds (payload, fds) and start empty again. */
+void mn_ctl_rx_fini(struct mn_ctl_rx *r);
+
+/*
+ * mn_ctl_recv_nb - read what the socket holds of the next message, without
+ * waiting, and never beyond that message.
+ * @fd:  connected unix stream socket (blocking or not: MSG_DONTWAIT).
+ * @r:   the partial message of this connection (mn_ctl_rx_init()).
+ * @msg: filled when a message is complete; release with mn_ctl_msg_free().
+ * Returns 1 (@msg complete; @r starts the next), 0 (more bytes needed: call
+ * again when the socket is readable), or what mn_ctl_recv() returns on
+ * failure (but never -ETIMEDOUT); after a failure @r holds nothing and the
+ * connection should be closed. Not thread-safe per @r.
+ */
+int mn_ctl_recv_nb(int fd, struct mn_ctl_rx *r, struct mn_ctl_msg *msg);
 
 /*
  * Free the payload and close any fds still owned by @msg. Idempotent: a

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "channel.h"
+#include "ctl.h"
 #include "portc.h"
 #include "proto_config.h"
 #include "tenant.h"
@@ -21,6 +22,10 @@
 #define PROTO_MAX_LISTENS 256
 #define PROTO_MAX_NEIGH 256
 #define PROTO_CTL_TIMEOUT_MS 1000
+/* Answers to applications and machnetctl never wait: a peer asks one thing
+ * at a time, so its socket always has room; one that lets answers pile up
+ * is closed rather than allowed to stall the data path. */
+#define PROTO_REPLY_TIMEOUT_MS 0
 /* Connection slots beyond limits.channels: machnetctl can always get in. */
 #define PROTO_ADMIN_CONNS 4
 
@@ -40,6 +45,7 @@ struct proto_conn {
 	/* A CONNECT waiting for its handshake: answered from proto_net. */
 	bool connect_pending;
 	uint32_t connect_req_id;
+	struct mn_ctl_rx rx; /* the request being received (never waited for) */
 };
 
 struct proto_listen {

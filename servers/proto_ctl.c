@@ -5,9 +5,10 @@
  * is answered at once except CONNECT, answered by pctl_connect_done() when
  * the handshake ends.
  *
- * Known limit: a request is read with a short timeout once its first byte
- * is there, so an application that stops mid-message stalls the loop for
- * up to READ_MS; only local users can connect.
+ * Requests are read without waiting (mn_ctl_recv_nb: a peer that stops
+ * mid-message holds only its own connection) and answers are sent without
+ * waiting (PROTO_REPLY_TIMEOUT_MS), so no local peer can stall the data
+ * path, which runs in this same thread.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,7 +25,6 @@
 #include "log.h"
 #include "proto.h"
 
-#define READ_MS 50
 #define EV_LISTEN 1ull
 #define EV_CONN 2ull
 #define EV_KICK 3ull
@@ -44,7 +44,7 @@ static int reply(struct proto *p, int ci, const struct mn_ctl_hdr *req, int32_t 
 {
 	return mn_ctl_send(p->conns[ci].fd, req->type, req->req_id, status,
 			   status < 0 ? NULL : payload, status < 0 ? 0 : len, NULL, 0,
-			   PROTO_CTL_TIMEOUT_MS);
+			   PROTO_REPLY_TIMEOUT_MS);
 }
 
 /* ---- listens --------------------------------------------------------------- */
@@ -143,6 +143,7 @@ static void conn_close(struct proto *p, int ci, const char *why)
 			(int)c->pid, why);
 	}
 	free(c->idx);
+	mn_ctl_rx_fini(&c->rx);
 	epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	*c = (struct proto_conn){ .fd = -1 };
@@ -175,6 +176,7 @@ static void accept_conns(struct proto *p)
 		}
 		c = &p->conns[ci];
 		*c = (struct proto_conn){ .fd = fd };
+		mn_ctl_rx_init(&c->rx);
 		if (mn_ctl_peer_cred(fd, &c->pid, &c->uid, &c->gid) != 0) {
 			close(fd);
 			c->fd = -1;
@@ -220,7 +222,7 @@ static int on_hello(struct proto *p, int ci, const struct mn_ctl_msg *m)
 			   (int)c->pid, (unsigned int)c->uid, (unsigned int)c->gid, p->cfg.name);
 	c->hello = status == 0;
 	return mn_ctl_send(c->fd, MN_CTL_T_HELLO, m->hdr.req_id, status, status ? NULL : &mine,
-			   status ? 0 : sizeof(mine), NULL, 0, PROTO_CTL_TIMEOUT_MS) ?: status;
+			   status ? 0 : sizeof(mine), NULL, 0, PROTO_REPLY_TIMEOUT_MS) ?: status;
 }
 
 static int on_attach(struct proto *p, int ci, const struct mn_ctl_msg *m)
@@ -270,7 +272,7 @@ static int on_attach(struct proto *p, int ci, const struct mn_ctl_msg *m)
 	mn_info("ctl", "channel %" PRIu32 " attached by pid %d: %u buffers of %u B",
 		cp.channel_id, (int)c->pid, cp.nbufs, cp.buf_size);
 	return mn_ctl_send(c->fd, MN_TENANT_T_ATTACH, m->hdr.req_id, 0, &out, sizeof(out), fds,
-			   MN_CHAN_NFDS, PROTO_CTL_TIMEOUT_MS);
+			   MN_CHAN_NFDS, PROTO_REPLY_TIMEOUT_MS);
 }
 
 static int on_connect(struct proto *p, int ci, const struct mn_ctl_msg *m)
@@ -438,25 +440,34 @@ static int dispatch(struct proto *p, int ci, struct mn_ctl_msg *m)
 	}
 }
 
+/* Requests that have arrived whole; a partial one waits for more bytes. A
+ * few per event at most: level-triggered epoll brings the rest. */
 static void conn_readable(struct proto *p, int ci)
 {
 	size_t nspecs;
 	const struct mn_ctl_spec *specs = mn_tenant_req_specs(&nspecs);
 	static const struct mn_ctl_spec hello = { MN_CTL_T_HELLO, sizeof(struct mn_ctl_hello),
 						  sizeof(struct mn_ctl_hello), 0 };
-	struct mn_ctl_msg m;
-	int err = mn_ctl_recv(p->conns[ci].fd, &m, READ_MS);
 
-	if (err == 0) {
-		err = m.hdr.type == MN_CTL_T_HELLO ? mn_ctl_check(&m, &hello, 1)
-						   : mn_ctl_check(&m, specs, nspecs);
+	for (int k = 0; k < 4; k++) {
+		struct mn_ctl_msg m;
+		int err = mn_ctl_recv_nb(p->conns[ci].fd, &p->conns[ci].rx, &m);
+
 		if (err == 0)
-			err = dispatch(p, ci, &m);
-		mn_ctl_msg_free(&m);
+			return;
+		if (err == 1) {
+			err = m.hdr.type == MN_CTL_T_HELLO ? mn_ctl_check(&m, &hello, 1)
+							   : mn_ctl_check(&m, specs, nspecs);
+			if (err == 0)
+				err = dispatch(p, ci, &m);
+			mn_ctl_msg_free(&m);
+		}
+		if (err < 0) {
+			conn_close(p, ci, err == -EPIPE ? "hang-up" : err == -ECONNRESET ? "detach" :
+					  strerror(-err));
+			return;
+		}
 	}
-	if (err < 0)
-		conn_close(p, ci, err == -EPIPE ? "hang-up" : err == -ECONNRESET ? "detach" :
-				  strerror(-err));
 }
 
 /* Empty an eventfd; the ring it stands for is read by the next pass. */

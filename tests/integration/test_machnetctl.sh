@@ -361,6 +361,48 @@ if command -v setpriv >/dev/null; then
     check "ping as nobody: permission denied (4)" perm_ok
 fi
 
+# A slow or stalled peer holds only its own connection: nicd and
+# machnet-proto read requests without waiting. One client opens a request
+# and stops half-way; another sends a HELLO in two halves 300 ms apart (a
+# server that waited with a timeout would have hung up); both are served,
+# as is machnetctl.
+slow_peer_ok() {    # SOCKET ROLE NAME PEER_NAME OUT
+    ip netns exec "$TB_NS_1" timeout -k 2 20 "$PY" - "$@" >"$5" 2>&1 <<'PYEOF'
+import socket, struct, sys, time
+path, role, name, peer = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].encode()
+MAGIC, HELLO = 0x54434e4d, 1
+def hello():
+    body = struct.pack('<HHI32s', 1, 1, role, name.encode())
+    return struct.pack('<IHHIIiI', MAGIC, 1, HELLO, len(body), 7, 0, 0) + body
+stalled = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+stalled.connect(path)
+stalled.sendall(hello()[:10])          # and never the rest
+slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+slow.connect(path)
+msg = hello()
+slow.sendall(msg[:13])
+time.sleep(0.3)
+slow.sendall(msg[13:])
+slow.settimeout(5)
+hdr = slow.recv(24, socket.MSG_WAITALL)
+magic, ver, typ, ln, req, status, nfds = struct.unpack('<IHHIIiI', hdr)
+body = slow.recv(ln, socket.MSG_WAITALL)
+got = body[8:].split(b'\0')[0]
+print('answer: type', typ, 'req', req, 'status', status, 'name', got)
+sys.exit(0 if (magic, typ, req, status) == (MAGIC, HELLO, 7, 0) and got == peer else 1)
+PYEOF
+}
+check "machnet-proto: a HELLO sent in two halves 300 ms apart is answered" \
+    slow_peer_ok "$RT/default.sock" 3 default default "$TMP/slow_proto"
+show "$TMP/slow_proto"
+check "machnet-proto: with a peer stalled mid-request, machnetctl flows default still answers" \
+    rc_is 0 "$TMP/slow_flows" flows default
+check "machnet-nicd: a HELLO sent in two halves 300 ms apart is answered" \
+    slow_peer_ok "$RT/nicd.sock" 2 machnetctl machnet-nicd "$TMP/slow_nicd"
+show "$TMP/slow_nicd"
+check "machnet-nicd: with a client stalled mid-request, machnetctl status still answers" \
+    rc_is 0 "$TMP/slow_status" status
+
 # A broken config: machnet-proto refuses it; machnetctl exits 1 and shows why.
 check "tenant start broken: exit 1" rc_is 1 "$TMP/broken" tenant start broken
 check "tenant start broken: the error names the key (bogus_key)" grep -q bogus_key "$TMP/broken"

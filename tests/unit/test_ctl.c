@@ -397,6 +397,93 @@ static void test_recv_loops_over_partial_reads(void **state)
 	close_pair(sv);
 }
 
+/* ---- receiving without waiting (mn_ctl_recv_nb) ---- */
+
+/*
+ * A message (header with an fd, then 40 payload bytes) arrives one byte at
+ * a time: every call before the last byte says "more", none waits, and the
+ * message comes out whole with its fd; the next message is not touched.
+ */
+static void test_recv_nb_byte_by_byte_with_fd(void **state)
+{
+	struct mn_ctl_hdr h = wire_hdr(MN_CTL_MAGIC, MN_CTL_VERSION, T_USER_A, 40, 1);
+	uint8_t buf[MN_CTL_HDR_SIZE + 40];
+	struct mn_ctl_rx r;
+	struct mn_ctl_msg m;
+	int sv[2], mfd, fds0 = count_fds();
+
+	(void)state;
+	pair(sv);
+	mfd = make_memfd("ctl-nb");
+	memcpy(buf, &h, sizeof(h));
+	for (size_t i = 0; i < 40; i++)
+		buf[MN_CTL_HDR_SIZE + i] = (uint8_t)(i * 3);
+	mn_ctl_rx_init(&r);
+	assert_int_equal(mn_ctl_recv_nb(sv[1], &r, &m), 0); /* nothing yet */
+	send_with_fds(sv[0], buf, 1, &mfd, 1);
+	for (size_t i = 1; i < sizeof(buf); i++) {
+		long long t0 = now_ms();
+
+		assert_int_equal(mn_ctl_recv_nb(sv[1], &r, &m), 0);
+		assert_true(now_ms() - t0 < 100); /* never waits for the rest */
+		write_all(sv[0], buf + i, 1);
+	}
+	forge(sv[0], MN_CTL_MAGIC, MN_CTL_VERSION, (T_USER_A + 1), 0, 0); /* the next one */
+	assert_int_equal(mn_ctl_recv_nb(sv[1], &r, &m), 1);
+	assert_int_equal(m.hdr.type, T_USER_A);
+	assert_int_equal(m.hdr.len, 40);
+	assert_memory_equal(m.payload, buf + MN_CTL_HDR_SIZE, 40);
+	assert_int_equal(m.nfds, 1);
+	assert_true(same_file(mfd, m.fds[0]));
+	mn_ctl_msg_free(&m);
+	assert_int_equal(mn_ctl_recv_nb(sv[1], &r, &m), 1);
+	assert_int_equal(m.hdr.type, (T_USER_A + 1));
+	assert_null(m.payload);
+	mn_ctl_msg_free(&m);
+	assert_int_equal(mn_ctl_recv_nb(sv[1], &r, &m), 0);
+	close(mfd);
+	close_pair(sv);
+	assert_int_equal(count_fds(), fds0);
+}
+
+/* Hang-ups: between messages -EPIPE, inside one -ECONNABORTED with the
+ * fds that came with it closed; a bad header fails at once. */
+static void test_recv_nb_hangups_and_bad_header(void **state)
+{
+	struct mn_ctl_hdr h = wire_hdr(MN_CTL_MAGIC, MN_CTL_VERSION, T_USER_A, 40, 1);
+	struct mn_ctl_rx r;
+	struct mn_ctl_msg m;
+	int sv[2], mfd, fds0 = count_fds();
+
+	(void)state;
+	pair(sv);
+	mn_ctl_rx_init(&r);
+	close(sv[0]);
+	assert_int_equal(mn_ctl_recv_nb(sv[1], &r, &m), -EPIPE);
+	close(sv[1]);
+
+	pair(sv);
+	mfd = make_memfd("ctl-nb-half");
+	send_with_fds(sv[0], &h, sizeof(h), &mfd, 1);
+	write_all(sv[0], "0123456789", 10);
+	assert_int_equal(mn_ctl_recv_nb(sv[1], &r, &m), 0);
+	close(sv[0]);
+	assert_int_equal(mn_ctl_recv_nb(sv[1], &r, &m), -ECONNABORTED);
+	close(sv[1]);
+	close(mfd);
+	assert_int_equal(count_fds(), fds0); /* the received fd did not leak */
+
+	pair(sv);
+	forge(sv[0], 0xdeadbeef, MN_CTL_VERSION, T_USER_A, 0, 0);
+	assert_int_equal(mn_ctl_recv_nb(sv[1], &r, &m), -EBADMSG);
+	mn_ctl_rx_fini(&r); /* harmless after a failure */
+	close_pair(sv);
+	pair(sv);
+	forge(sv[0], MN_CTL_MAGIC, MN_CTL_VERSION, T_USER_A, MN_CTL_MAX_PAYLOAD + 1, 0);
+	assert_int_equal(mn_ctl_recv_nb(sv[1], &r, &m), -EMSGSIZE);
+	close_pair(sv);
+}
+
 /* ---- send-side limits and errors ---- */
 
 static void test_send_refuses_payload_over_max(void **state)
@@ -1441,6 +1528,8 @@ int main(void)
 		T(test_send_loops_over_partial_writes),
 		T(test_send_attaches_fds_to_first_chunk_only),
 		T(test_recv_loops_over_partial_reads),
+		T(test_recv_nb_byte_by_byte_with_fd),
+		T(test_recv_nb_hangups_and_bad_header),
 		T(test_send_refuses_payload_over_max),
 		T(test_send_refuses_too_many_fds),
 		T(test_send_refuses_null_payload_with_length),
