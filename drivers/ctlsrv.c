@@ -130,7 +130,7 @@ static void accept_clients(struct nicd *n)
 			continue;
 		}
 		c = &n->clients[ci];
-		*c = (struct nicd_client){ .fd = fd, .tenant = -1 };
+		*c = (struct nicd_client){ .fd = fd, .tenant = -1, .since_ns = nicd_now_ns() };
 		mn_ctl_rx_init(&c->rx);
 		if (mn_ctl_peer_cred(fd, &c->pid, &c->uid, &c->gid) != 0) {
 			client_close(n, ci, "no credentials");
@@ -588,6 +588,14 @@ void csrv_tick(struct nicd *n)
 		}
 	}
 	ping_tick(n, now);
+	for (int i = 0; i < NICD_MAX_CLIENTS; i++) {
+		const struct nicd_client *c = &n->clients[i];
+
+		if (c->fd >= 0 && c->role == 0 && now - c->since_ns > NICD_HELLO_NS) {
+			n->st.refused++;
+			client_close(n, i, "no HELLO within 5 s");
+		}
+	}
 }
 
 /* ---- setup ---------------------------------------------------------------- */

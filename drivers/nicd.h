@@ -26,6 +26,9 @@
  * has room; one that lets answers pile up is closed instead of stalling
  * the data path, which runs in the same thread. */
 #define NICD_CTL_TIMEOUT_MS 0
+/* A client that has not said HELLO by then is closed: its slot is for
+ * someone who will. */
+#define NICD_HELLO_NS (5 * 1000000000ull)
 
 struct nicd_client {
 	int fd;		/* -1: free slot */
@@ -35,6 +38,7 @@ struct nicd_client {
 	uid_t uid;
 	gid_t gid;
 	struct mn_ctl_rx rx; /* the request being received (never waited for) */
+	uint64_t since_ns;   /* accepted at */
 };
 
 struct nicd_pending {

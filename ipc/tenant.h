@@ -51,10 +51,9 @@
  * Application requests on an admin connection, and admin requests on an
  * application's, get -EBADF. The server keeps PROTO_ADMIN_CONNS connection
  * slots beyond its channel limit: an application HELLO beyond the limit
- * gets -EMFILE, and a refused peer is closed after its first request, so a
- * tenant with every channel in use can still be observed. (A local peer
- * that connects and never says HELLO still holds a slot: the sockets are
- * local only, and such a peer is visible with ss -xp.)
+ * gets -EMFILE, a refused peer is closed after its first request (or 5 s),
+ * and a peer that says no HELLO within 5 s is closed, so a tenant with
+ * every channel in use can still be observed.
  *
  * After DETACH's response the server closes the connection; the channel's
  * flows are closed (FIN) and its region given up, as on a hang-up.

@@ -26,6 +26,9 @@
  * at a time, so its socket always has room; one that lets answers pile up
  * is closed rather than allowed to stall the data path. */
 #define PROTO_REPLY_TIMEOUT_MS 0
+/* A connection that has not said HELLO (or that the credential check
+ * refused) by then is closed: its slot is for someone who will. */
+#define PROTO_HELLO_NS (5 * 1000000000ull)
 /* Connection slots beyond limits.channels: machnetctl can always get in. */
 #define PROTO_ADMIN_CONNS 4
 
@@ -46,6 +49,7 @@ struct proto_conn {
 	bool connect_pending;
 	uint32_t connect_req_id;
 	struct mn_ctl_rx rx; /* the request being received (never waited for) */
+	uint64_t since_ns;   /* accepted at */
 };
 
 struct proto_listen {
@@ -78,6 +82,7 @@ struct proto {
 	uint32_t next_channel_id;
 	uint64_t server_gen;
 	uint64_t start_ns;
+	uint64_t reaped_ns;		/* last look for silent connections */
 	volatile int stop;
 	volatile int dump;	/* SIGUSR1: log counters at the next pass */
 };

@@ -175,7 +175,7 @@ static void accept_conns(struct proto *p)
 			continue;
 		}
 		c = &p->conns[ci];
-		*c = (struct proto_conn){ .fd = fd };
+		*c = (struct proto_conn){ .fd = fd, .since_ns = proto_now_ns() };
 		mn_ctl_rx_init(&c->rx);
 		if (mn_ctl_peer_cred(fd, &c->pid, &c->uid, &c->gid) != 0) {
 			close(fd);
@@ -480,6 +480,24 @@ static void drain(int fd)
 	}
 }
 
+/* Connections past PROTO_HELLO_NS without a HELLO, or refused, are closed
+ * (checked about once a second). */
+static void reap_silent(struct proto *p)
+{
+	uint64_t now = proto_now_ns();
+
+	if (now - p->reaped_ns < 1000000000ull)
+		return;
+	p->reaped_ns = now;
+	for (uint32_t i = 0; i < p->nconns; i++) {
+		struct proto_conn *c = &p->conns[i];
+
+		if (c->fd >= 0 && (!c->hello || !c->allowed) && now - c->since_ns > PROTO_HELLO_NS)
+			conn_close(p, (int)i, c->hello ? "refused peer still connected" :
+							 "no HELLO within 5 s");
+	}
+}
+
 int pctl_poll(struct proto *p, int64_t timeout_ns)
 {
 	struct epoll_event ev[32];
@@ -499,6 +517,7 @@ int pctl_poll(struct proto *p, int64_t timeout_ns)
 		else if (type == EV_PORT)
 			drain(p->port.rx_fd); /* level-triggered: it must be read */
 	}
+	reap_silent(p);
 	return nev < 0 ? -errno : nev;
 }
 

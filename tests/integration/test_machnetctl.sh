@@ -403,6 +403,33 @@ show "$TMP/slow_nicd"
 check "machnet-nicd: with a client stalled mid-request, machnetctl status still answers" \
     rc_is 0 "$TMP/slow_status" status
 
+# A client that connects and never says HELLO does not keep its slot:
+# both servers close it (after 5 s).
+silent_closed() {
+    ip netns exec "$TB_NS_1" timeout -k 2 20 "$PY" - "$RT/nicd.sock" "$RT/default.sock" \
+        >"$TMP/silent" 2>&1 <<'PYEOF'
+import select, socket, sys, time
+socks = {}
+for path in sys.argv[1:]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    socks[s] = path
+t0, closed = time.monotonic(), {}
+while socks and time.monotonic() - t0 < 9:
+    r, _, _ = select.select(list(socks), [], [], 0.2)
+    for s in r:
+        if s.recv(64) == b'':
+            closed[socks.pop(s)] = time.monotonic() - t0
+for path, t in closed.items():
+    print('%s closed after %.1f s' % (path, t))
+for path in socks.values():
+    print('%s still open after 9 s' % path)
+sys.exit(1 if socks else 0)
+PYEOF
+}
+check "a connection that never says HELLO is closed by nicd and by machnet-proto" silent_closed
+show "$TMP/silent"
+
 # A broken config: machnet-proto refuses it; machnetctl exits 1 and shows why.
 check "tenant start broken: exit 1" rc_is 1 "$TMP/broken" tenant start broken
 check "tenant start broken: the error names the key (bogus_key)" grep -q bogus_key "$TMP/broken"
