@@ -65,9 +65,25 @@ static int build_eal_args(const struct nicd_cfg *cfg, const char *prog, char **a
 	return argc;
 }
 
+/*
+ * The EAL keeps pointers into its arguments until rte_eal_cleanup(), and it
+ * rewrites the array it is given (argv[optind - 1] = argv[0]): it gets a
+ * copy of the pointers, and the strings are freed from the original list.
+ */
+static char *eal_args[MAX_EAL_ARGS];
+static char *eal_argv[MAX_EAL_ARGS];
+
+static void free_eal_args(void)
+{
+	for (int i = 0; i < MAX_EAL_ARGS; i++) {
+		free(eal_args[i]);
+		eal_args[i] = eal_argv[i] = NULL;
+	}
+}
+
 int dport_eal_init(const struct nicd_cfg *cfg, const char *prog)
 {
-	char *argv[MAX_EAL_ARGS] = { 0 };
+	char **argv = eal_args;
 	char line[1024] = "";
 	int argc = build_eal_args(cfg, prog, argv), rc;
 
@@ -78,8 +94,8 @@ int dport_eal_init(const struct nicd_cfg *cfg, const char *prog)
 		strncat(line, argv[i], sizeof(line) - strlen(line) - 1);
 	}
 	mn_info("dport", "EAL arguments:%s", line);
-	/* The EAL keeps pointers into argv: the strings are never freed. */
-	rc = rte_eal_init(argc, argv);
+	memcpy(eal_argv, eal_args, sizeof(eal_argv));
+	rc = rte_eal_init(argc, eal_argv);
 	if (rc < 0) {
 		mn_err("dport", "rte_eal_init failed: %s (arguments:%s); check the device, hugepages or add --no-huge to eal_args",
 		       rte_strerror(rte_errno), line);
@@ -290,4 +306,5 @@ void dport_close(struct dport *p)
 		p->pool = NULL;
 	}
 	rte_eal_cleanup();
+	free_eal_args();
 }

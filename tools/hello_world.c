@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 	};
 	const char *lip = NULL, *rip = NULL, *msg = "Hello World!";
 	uint16_t port = 888;
-	int count = 1, c;
+	int count = 1, c, rc;
 	void *ch;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -121,5 +121,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hello_world: machnet_attach: %s\n", strerror(errno));
 		return 1;
 	}
-	return rip ? client(ch, lip, rip, port, msg, count) : serve(ch, lip, port);
+	rc = rip ? client(ch, lip, rip, port, msg, count) : serve(ch, lip, port);
+	/* Not in Machnet's API: gives the channel back and frees its state. */
+	machnet_detach(ch);
+	return rc;
 }

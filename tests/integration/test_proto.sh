@@ -700,4 +700,28 @@ for i in 1 2; do
         test "$cpu" -lt 20
 done
 
+# A clean stop: SIGTERM, exit status 0 (under ASan a leak makes it 23), and
+# no sanitizer report in any server's or application's log.
+stopped_ok() {  # PID
+    local rc
+    kill -TERM "$1" 2>/dev/null || return 1
+    for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    wait "$1" 2>/dev/null
+    rc=$?
+    [[ $rc -eq 0 ]] || diag "pid $1 exited $rc"
+    return "$rc"
+}
+for i in 1 2; do
+    check "host $i: machnet-proto stops on SIGTERM, exit 0" stopped_ok "${PROTO_PID[$i]}"
+    check "host $i: machnet-nicd stops on SIGTERM, exit 0" stopped_ok "${NICD_PID[$i]}"
+done
+no_sanitizer_reports() {
+    local hits
+    hits=$(grep -rlE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP" 2>/dev/null)
+    [[ -z $hits ]] && return 0
+    for f in $hits; do diag "$f:"; grep -m 5 -E 'ERROR|runtime error|#[0-9] ' "$f" | sed 's/^/#   /'; done
+    return 1
+}
+check "no sanitizer report in any log (servers, applications)" no_sanitizer_reports
+
 finish
