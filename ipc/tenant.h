@@ -217,7 +217,8 @@ struct mn_tenant_flow_stats {
 	uint64_t fast_retransmits;  /* ... of which on SACK/dup-ack evidence */
 	uint64_t timeouts;	    /* retransmission timer expirations */
 	uint64_t age_ns;	    /* since the flow was created */
-	uint64_t reserved1[4];
+	uint64_t spurious_timeouts; /* of the timeouts, found spurious and undone */
+	uint64_t reserved1[3];
 };
 _Static_assert(sizeof(struct mn_tenant_flow_stats) == 160, "flow stats are ABI");
 _Static_assert(offsetof(struct mn_tenant_flow_stats, tx_msgs) == 48, "flow stats are ABI");

@@ -740,6 +740,7 @@ static void flow_figures(struct proto *p, const struct tp_flow_info *fip,
 		.retransmits = fi.stats.retx_rto + fi.stats.retx_fast,
 		.fast_retransmits = fi.stats.retx_fast,
 		.timeouts = fi.stats.rto_fired,
+		.spurious_timeouts = fi.stats.rto_spurious,
 	};
 }
 
@@ -863,6 +864,7 @@ void pnet_dump(struct proto *p)
 			" channel %d: srtt %" PRIu64 " us rto %" PRIu64 " us cwnd %.2f inflight %" PRIu32
 			" queued %" PRIu32 " peer_wnd %" PRIu32 "; tx %" PRIu64 " pkts %" PRIu64
 			" msgs, retx rto %" PRIu64 " fast %" PRIu64 ", rto fired %" PRIu64
+			" (spurious %" PRIu64 ")"
 			"; rx %" PRIu64 " pkts %" PRIu64 " msgs, dup %" PRIu64 " ooo %" PRIu64
 			" beyond wnd %" PRIu64 " nobuf %" PRIu64 " bad msg %" PRIu64 " bad ack %" PRIu64,
 			f, fi.tuple.local_ip >> 24, (fi.tuple.local_ip >> 16) & 255,
@@ -871,7 +873,7 @@ void pnet_dump(struct proto *p)
 			(fi.tuple.remote_ip >> 8) & 255, fi.tuple.remote_ip & 255, fi.tuple.remote_port,
 			fi.state, n->flows[f].ci, fi.srtt_ns / 1000, fi.rto_ns / 1000, fi.cwnd,
 			fi.inflight, fi.tx_queued, fi.peer_wnd, fs->tx_pkts, fs->tx_msgs, fs->retx_rto,
-			fs->retx_fast, fs->rto_fired, fs->rx_pkts, fs->rx_msgs, fs->rx_dup, fs->rx_ooo,
+			fs->retx_fast, fs->rto_fired, fs->rto_spurious, fs->rx_pkts, fs->rx_msgs, fs->rx_dup, fs->rx_ooo,
 			fs->rx_beyond_wnd, fs->rx_nobuf, fs->rx_bad_msg, fs->rx_bad_ack);
 	}
 }

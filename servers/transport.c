@@ -122,6 +122,8 @@ struct tp_flow {
 	uint64_t tw_deadline;  /* TP_TIME_WAIT: the slot is freed then */
 	uint64_t created_ns;   /* when the slot was taken */
 	uint64_t min_rtt_ns;   /* lowest RTT sample; 0 before the first */
+	uint64_t undo_ts;      /* first RTO of a recovery, to tell a spurious one; 0: none */
+	double undo_cwnd;      /* cwnd before that RTO */
 	struct tp_flow_stats stats;
 };
 
@@ -870,6 +872,35 @@ static void update_window(struct tp *t, struct tp_flow *f, const struct wire_hdr
 }
 
 /*
+ * The first cumulative acknowledgment after an RTO (Eifel, RFC 3522): if it echoes
+ * a timestamp older than the RTO, the peer got the original transmission,
+ * so the timeout was spurious (a delay, e.g. a descheduled peer, not a
+ * loss). Then the window goes back to what it was, and packets marked lost
+ * by the timer but not resent yet are not resent. The RTO itself is not
+ * restored: the sample of this ACK already set it from the long RTT.
+ * Otherwise (a retransmission's echo, or none) the loss stands.
+ */
+static void rto_check_spurious(struct tp *t, struct tp_flow *f, const struct wire_hdr *h)
+{
+	bool spurious = (h->flags & WIRE_F_ECHO) && h->ts_echo < f->undo_ts;
+
+	if (spurious) {
+		if (f->cc.cwnd < f->undo_cwnd)
+			f->cc.cwnd = f->undo_cwnd;
+		for (uint32_t seq = f->snd_una; seq != f->snd_nxt; seq++) {
+			struct tp_txpkt *p = txpkt(t, f, seq);
+
+			if ((p->flags & (TXP_LOST | TXP_LOST_RTO)) == (TXP_LOST | TXP_LOST_RTO)) {
+				p->flags &= ~(TXP_LOST | TXP_LOST_RTO);
+				f->n_lost--;
+			}
+		}
+		fstats(f)->rto_spurious++;
+	}
+	f->undo_ts = 0;
+}
+
+/*
  * The acknowledgment fields of a packet from the peer. Returns -EPROTO if
  * it acknowledges what we never sent (the packet is dropped), else 0.
  */
@@ -913,6 +944,8 @@ static int on_ack(struct tp *t, struct tp_flow *f, const struct wire_hdr *h, uin
 	}
 	if (newly)
 		cc_on_ack(&f->cc, &t->cfg->cc, newly, rtt, now);
+	if (advanced && f->undo_ts)
+		rto_check_spurious(t, f, h);
 	if (f->n_sacked)
 		detect_loss(t, f, now);
 	return 0;
@@ -1272,6 +1305,13 @@ static void on_rto(struct tp *t, struct tp_flow *f, uint64_t now)
 		break;
 	}
 	if (f->snd_una != f->snd_nxt) {
+		/* Remember the first RTO of this recovery: an ACK echoing an
+		 * older transmission will prove it spurious. (Not on a zero
+		 * window: the receiver dropped what it had no room for.) */
+		if (f->undo_ts == 0 && !(f->flags & FF_PEER_WND0)) {
+			f->undo_ts = now;
+			f->undo_cwnd = f->cc.cwnd;
+		}
 		/* A receiver out of buffers is not congestion. */
 		if (!(f->flags & FF_PEER_WND0))
 			cc_on_rto(&f->cc, &c->cc, now);

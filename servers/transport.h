@@ -210,6 +210,7 @@ struct tp_flow_stats {
 	uint64_t rx_bad_ack;	   /* packets dropped: ack beyond what we sent */
 	uint64_t rx_ooo;	   /* DATA accepted out of order */
 	uint64_t acks_sent;	   /* pure ACKs */
+	uint64_t rto_spurious;	   /* RTOs undone: the peer acked an older transmission */
 };
 
 /* A snapshot of one flow for the glue and tools. */

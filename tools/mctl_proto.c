@@ -242,12 +242,13 @@ static void json_flow(const struct mn_tenant_flow_entry *e)
 	       ", \"inflight_bytes\": %" PRIu32 ", \"tx_msgs\": %" PRIu64 ", \"tx_bytes\": %" PRIu64
 	       ", \"rx_msgs\": %" PRIu64 ", \"rx_bytes\": %" PRIu64 ", \"tx_pkts\": %" PRIu64
 	       ", \"rx_pkts\": %" PRIu64 ", \"retransmits\": %" PRIu64
-	       ", \"fast_retransmits\": %" PRIu64 ", \"timeouts\": %" PRIu64 ", \"age_s\": %.3f}",
+	       ", \"fast_retransmits\": %" PRIu64 ", \"timeouts\": %" PRIu64
+	       ", \"spurious_timeouts\": %" PRIu64 ", \"age_s\": %.3f}",
 	       e->channel_id, e->app_pid, lip, s->flow.src_port, rip, s->flow.dst_port,
 	       flow_state_name(s->state), s->srtt_us, s->rttvar_us, s->min_rtt_us, s->rto_us,
 	       s->cwnd_bytes, s->peer_window_bytes, s->inflight_bytes, s->tx_msgs, s->tx_bytes,
 	       s->rx_msgs, s->rx_bytes, s->tx_pkts, s->rx_pkts, s->retransmits,
-	       s->fast_retransmits, s->timeouts, s->age_ns / 1e9);
+	       s->fast_retransmits, s->timeouts, s->spurious_timeouts, s->age_ns / 1e9);
 }
 
 static void json_counters(const struct mn_tenant_stats *s)

@@ -150,6 +150,8 @@ struct sim {
 	uint64_t order;
 	uint64_t free_at[2];
 	int cut;		 /* drop everything */
+	int stall_side;		 /* packets this side sends before stall_until ... */
+	uint64_t stall_until;	 /* ... leave then (a descheduled peer); 0: none */
 	uint64_t ntx;		 /* packets handed to the link so far */
 	uint64_t drop_tx[4];	 /* drop transmission n if bit n is set (n < 256) */
 	void (*on_tx)(struct sim *s, int from, const struct wire_hdr *h, uint32_t flow);
@@ -289,6 +291,8 @@ static void link_send(struct sim *s, int from, struct pkt *p)
 		s->free_at[from] = start + ser;
 		at = start + ser;
 	}
+	if (s->stall_until && from == s->stall_side && at < s->stall_until)
+		at = s->stall_until;
 	at += l->delay_ns;
 	if (l->jitter_ns)
 		at += rnd(s) % l->jitter_ns;
@@ -1570,6 +1574,49 @@ static void test_message_ahead_never_takes_the_heads_room(void **state)
 	}
 }
 
+/*
+ * A peer that stalls (its packets, ACKs included, leave 20 ms late: a
+ * descheduled process) makes the sender's RTO fire though nothing was lost.
+ * The late ACKs echo the original transmissions: the RTO is found spurious
+ * and undone, and every message still arrives once. A link that really
+ * drops everything for as long is a loss: nothing is undone.
+ */
+static void test_spurious_rto_is_undone_real_loss_is_not(void **state)
+{
+	for (int lossy = 0; lossy <= 1; lossy++) {
+		struct tp_cfg c = quick_cfg();
+		struct sim *s = established(&c, 51);
+		const struct tp_flow_stats *a = &s->side[0].ended;
+
+		(void)state;
+		s->sizes[0] = 1000;
+		s->nsizes = 1;
+		s->tf[0].dir[0].nmsgs = 20000;
+		s->side[0].close = s->side[1].close = CLOSE_WHEN_DONE;
+		sim_run(s, s->now + 200 * US, nothing); /* in full flow */
+		if (lossy) {
+			s->cut = 1;
+			sim_run(s, s->now + 20 * MS, nothing);
+			s->cut = 0;
+		} else {
+			s->stall_side = 1;
+			s->stall_until = s->now + 20 * MS;
+		}
+		sim_run(s, s->now + 60 * SEC, all_ended);
+		check_complete(s, lossy ? "link cut 20 ms" : "peer stalled 20 ms");
+		assert_true(a->rto_fired >= 1);
+		if (lossy)
+			assert_int_equal(a->rto_spurious, 0);
+		else
+			assert_true(a->rto_spurious >= 1);
+		print_message("  %s: %llu RTOs, %llu undone, %llu retransmitted after an RTO\n",
+			      lossy ? "link cut 20 ms    " : "peer stalled 20 ms",
+			      (unsigned long long)a->rto_fired, (unsigned long long)a->rto_spurious,
+			      (unsigned long long)a->retx_rto);
+		sim_free(s);
+	}
+}
+
 /* ---- congestion control ---- */
 
 static double run_cwnd(uint32_t mode, const struct link_cfg *l, uint32_t nmsgs, uint32_t size,
@@ -1877,6 +1924,7 @@ int main(void)
 		cmocka_unit_test(test_restarted_connector_replaces_old_incarnation),
 		cmocka_unit_test(test_slow_receiver_backpressures_sender_without_loss),
 		cmocka_unit_test(test_message_ahead_never_takes_the_heads_room),
+		cmocka_unit_test(test_spurious_rto_is_undone_real_loss_is_not),
 		cmocka_unit_test(test_cc_swift_grows_on_clean_link),
 		cmocka_unit_test(test_cc_swift_shrinks_when_delay_exceeds_target),
 		cmocka_unit_test(test_cc_fixed_keeps_window_under_loss_and_delay),
