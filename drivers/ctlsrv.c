@@ -132,6 +132,7 @@ static void accept_clients(struct nicd *n)
 		c = &n->clients[ci];
 		*c = (struct nicd_client){ .fd = fd, .tenant = -1, .since_ns = nicd_now_ns() };
 		mn_ctl_rx_init(&c->rx);
+		mn_ctl_reserve_sndbuf(fd); /* answers never wait (NICD_CTL_TIMEOUT_MS) */
 		if (mn_ctl_peer_cred(fd, &c->pid, &c->uid, &c->gid) != 0) {
 			client_close(n, ci, "no credentials");
 			continue;

@@ -110,10 +110,10 @@ static bool handle_arp(struct nicd *n, uint16_t q, struct rte_mbuf *m,
 	n->st.arp_rx++;
 	/* Learn only from ARP meant for us, as Linux does: chatter between
 	 * other hosts must not churn the cache. */
-	if (a.spa != 0 && our_ip(n, a.tpa) && nicd_next_hop(n, a.spa) == a.spa) {
-		neigh_learn(n->neigh, a.spa, a.sha, nicd_now_ns());
+	if (a.spa != 0 && our_ip(n, a.tpa) && nicd_next_hop(n, a.spa) == a.spa &&
+	    neigh_learn(n->neigh, a.spa, a.sha, nicd_now_ns()))
+		/* Only a MAC the cache took (not zero, multicast, broadcast). */
 		csrv_neigh_resolved(n, a.spa, a.sha);
-	}
 	if (a.op != 1 || !our_ip(n, a.tpa))
 		return false;
 	/* Answer in the same mbuf: an ARP reply is never longer. */

@@ -154,20 +154,21 @@ static bool mac_usable(const uint8_t mac[6])
 	return !(mac[0] & 1) && memcmp(mac, zero, 6) != 0;
 }
 
-void neigh_learn(struct neigh_cache *c, uint32_t ip, const uint8_t mac[6], uint64_t now)
+bool neigh_learn(struct neigh_cache *c, uint32_t ip, const uint8_t mac[6], uint64_t now)
 {
 	struct neigh_entry *e;
 
 	if (ip == 0 || !mac_usable(mac))
-		return;
+		return false;
 	e = find(c, ip);
 	if (!e)
 		e = insert(c, ip);
 	if (!e)
-		return;
+		return false;
 	memcpy(e->mac, mac, 6);
 	e->state = NEIGH_REACHABLE;
 	e->stamp = now;
+	return true;
 }
 
 /* (Re)start resolution in @e at @now. */

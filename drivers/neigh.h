@@ -68,9 +68,10 @@ void neigh_destroy(struct neigh_cache *c);
  * of a host on our subnet (which ones to trust is the caller's decision).
  * Creates the entry if needed (evicting as above; dropped silently if
  * every entry is INCOMPLETE) and makes it REACHABLE. Ignores @ip 0 (RFC
- * 5227 probes) and a zero, broadcast or multicast @mac.
+ * 5227 probes) and a zero, broadcast or multicast @mac. Returns true if the
+ * entry now holds @mac (false: ignored, or no entry could be made).
  */
-void neigh_learn(struct neigh_cache *c, uint32_t ip, const uint8_t mac[6], uint64_t now);
+bool neigh_learn(struct neigh_cache *c, uint32_t ip, const uint8_t mac[6], uint64_t now);
 
 /*
  * neigh_lookup - the MAC of @ip.

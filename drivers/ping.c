@@ -48,6 +48,18 @@ static int finish(struct nicd *n, int i, int32_t status, const struct mn_port_po
 	return err;
 }
 
+/* One client may not take every slot from the others. */
+#define PING_PER_CLIENT 8u
+
+static unsigned int pings_of(const struct nicd *n, int ci)
+{
+	unsigned int k = 0;
+
+	for (unsigned int i = 0; i < ECHO_MAX; i++)
+		k += n->echo.slot[i].state != ECHO_FREE && n->echo.slot[i].owner == ci;
+	return k;
+}
+
 static bool own_ip(const struct nicd *n, uint32_t ip)
 {
 	for (unsigned int i = 0; i < n->cfg.nips; i++)
@@ -137,6 +149,12 @@ int ping_request(struct nicd *n, int ci, const struct mn_ctl_msg *m)
 	if (err) {
 		n->st.refused++;
 		return answer(n, ci, m->hdr.req_id, err, NULL);
+	}
+	if (pings_of(n, ci) >= PING_PER_CLIENT) {
+		mn_warn_rl("ping", "PING " IP_FMT " from pid %d refused: %u of its pings in flight already",
+			   IP_ARGS(r.ip), (int)n->clients[ci].pid, PING_PER_CLIENT);
+		n->st.refused++;
+		return answer(n, ci, m->hdr.req_id, -EBUSY, NULL);
 	}
 	i = echo_add(&n->echo, ci, m->hdr.req_id, &r, nicd_next_hop(n, r.ip),
 		     now + n->cfg.arp_timeout_ms * 1000000ull);

@@ -440,6 +440,24 @@ int mn_ctl_recv(int fd, struct mn_ctl_msg *msg, int timeout_ms)
 	return recv_by(fd, msg, deadline_in(timeout_ms));
 }
 
+/* ---- servers that never wait ---- */
+
+int mn_ctl_reserve_sndbuf(int fd)
+{
+	/* The kernel doubles what it is given (bookkeeping overhead). */
+	int want = 2 * (int)(MN_CTL_HDR_SIZE + MN_CTL_MAX_PAYLOAD), got = 0;
+	socklen_t len = sizeof(got);
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &len) != 0 || got < 2 * want) {
+		mn_warn_rl("ctl", "socket send buffer is %d bytes, wanted %d: large answers may be "
+			   "cut off; raise net.core.wmem_max to at least %d", got, 2 * want, want);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
 /* ---- receive without waiting ---- */
 
 void mn_ctl_rx_init(struct mn_ctl_rx *r)
@@ -523,8 +541,7 @@ int mn_ctl_recv_nb(int fd, struct mn_ctl_rx *r, struct mn_ctl_msg *msg)
 
 	for (;;) {
 		size_t total = r->got < hlen ? hlen : hlen + r->h.len;
-		uint8_t *dst = r->got < hlen ? (uint8_t *)&r->wire + r->got :
-					       r->payload + (r->got - hlen);
+		uint8_t *dst;
 		ssize_t n;
 
 		if (r->got == total) { /* whole (a header with no payload, at once) */
@@ -533,6 +550,7 @@ int mn_ctl_recv_nb(int fd, struct mn_ctl_rx *r, struct mn_ctl_msg *msg)
 				goto fail;
 			return rc;
 		}
+		dst = r->got < hlen ? (uint8_t *)&r->wire + r->got : r->payload + (r->got - hlen);
 		n = rx_some(fd, r, dst, total - r->got);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;

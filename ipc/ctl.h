@@ -145,6 +145,16 @@ struct mn_ctl_rx {
 	bool ctrunc;		 /* the kernel dropped some */
 };
 
+/*
+ * mn_ctl_reserve_sndbuf - make @fd's send buffer hold a largest message
+ * (header + MN_CTL_MAX_PAYLOAD) at least twice over, so that a server
+ * answering without waiting (mn_ctl_send() with timeout 0) never cuts an
+ * answer short while its client follows the protocol. Tries SO_SNDBUFFORCE
+ * (needs CAP_NET_ADMIN), then SO_SNDBUF. Returns 0, or -ENOBUFS when the
+ * kernel granted less (net.core.wmem_max too low: logged with the values).
+ */
+int mn_ctl_reserve_sndbuf(int fd);
+
 /* Start (or restart) @r empty. Call once before the first mn_ctl_recv_nb(). */
 void mn_ctl_rx_init(struct mn_ctl_rx *r);
 

@@ -165,12 +165,14 @@ _Static_assert(sizeof(struct mn_port_neigh) == 16, "neigh is ABI");
  * answers with struct mn_port_pong when the echo reply arrives. Errors
  * (status, no payload):
  *   -EINVAL        size, timeout_ms or reserved out of range, or @ip is 0,
- *                  broadcast, multicast or one of nicd's own addresses;
+ *                  255.255.255.255, multicast, loopback or one of nicd's own
+ *                  addresses (a subnet's broadcast address is not known
+ *                  here: it fails ARP, -EHOSTUNREACH);
  *   -EMSGSIZE      size + 28 exceeds nicd's MTU;
  *   -ENETUNREACH   no local subnet holds @ip and no gateway is set;
  *   -EHOSTUNREACH  the next hop did not answer ARP (within arp_timeout_ms);
+ *   -EBUSY         32 pings in flight, or 8 of this client's;
  *   -ETIMEDOUT     no echo reply within timeout_ms after the request left;
- *   -EBUSY         MN_PORT_PING_MAX_PENDING pings already in flight;
  *   -ENOBUFS       nicd could not send the request (mbufs, NIC queue full).
  * A ping in flight is forgotten when its connection closes. Each request is
  * one echo: the caller paces a series.

@@ -7,8 +7,10 @@
  *
  * Requests are read without waiting (mn_ctl_recv_nb: a peer that stops
  * mid-message holds only its own connection) and answers are sent without
- * waiting (PROTO_REPLY_TIMEOUT_MS), so no local peer can stall the data
- * path, which runs in this same thread.
+ * waiting (PROTO_REPLY_TIMEOUT_MS), so a slow or stalled peer cannot stall
+ * the data path, which runs in this same thread. Known limit: LISTEN,
+ * CONNECT (to a next hop not yet known) and a channel's end ask nicd
+ * synchronously (portc, up to PROTO_CTL_TIMEOUT_MS while nicd answers).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -177,6 +179,7 @@ static void accept_conns(struct proto *p)
 		c = &p->conns[ci];
 		*c = (struct proto_conn){ .fd = fd, .since_ns = proto_now_ns() };
 		mn_ctl_rx_init(&c->rx);
+		mn_ctl_reserve_sndbuf(fd); /* answers never wait (PROTO_REPLY_TIMEOUT_MS) */
 		if (mn_ctl_peer_cred(fd, &c->pid, &c->uid, &c->gid) != 0) {
 			close(fd);
 			c->fd = -1;

@@ -1306,9 +1306,11 @@ static void on_rto(struct tp *t, struct tp_flow *f, uint64_t now)
 	}
 	if (f->snd_una != f->snd_nxt) {
 		/* Remember the first RTO of this recovery: an ACK echoing an
-		 * older transmission will prove it spurious. (Not on a zero
-		 * window: the receiver dropped what it had no room for.) */
-		if (f->undo_ts == 0 && !(f->flags & FF_PEER_WND0)) {
+		 * older transmission will show it spurious. Only from a clean
+		 * state: not on a zero window (the receiver dropped what it had
+		 * no room for), not with losses already marked (an undo must
+		 * unmark only what this timer marked). */
+		if (f->undo_ts == 0 && !(f->flags & FF_PEER_WND0) && f->n_lost == 0) {
 			f->undo_ts = now;
 			f->undo_cwnd = f->cc.cwnd;
 		}

@@ -1180,7 +1180,7 @@ static int ping_parse(int argc, char **argv, struct ping_opts *o)
 
 	optind = 0; /* glibc: start over on this argv */
 	opterr = 0;
-	while (err == 0 && (c = getopt_long(argc, argv, "c:i:W:s:jh", lo, NULL)) != -1) {
+	while (err == 0 && (c = getopt_long(argc, argv, ":c:i:W:s:jh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'c': err = ping_uint("-c", optarg, 1, 1000000, &o->count); break;
 		case 'i': err = ping_uint("-i", optarg, 0, 3600000, &o->interval_ms); break;

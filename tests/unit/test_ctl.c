@@ -484,6 +484,30 @@ static void test_recv_nb_hangups_and_bad_header(void **state)
 	close_pair(sv);
 }
 
+/* With the send buffer reserved, a largest answer goes out whole without
+ * waiting, twice, while the peer reads nothing (a server's zero timeout). */
+static void test_reserved_sndbuf_takes_two_largest_answers(void **state)
+{
+	static uint8_t big[MN_CTL_MAX_PAYLOAD];
+	struct mn_ctl_msg m;
+	int sv[2];
+
+	(void)state;
+	pair(sv);
+	assert_int_equal(mn_ctl_reserve_sndbuf(sv[0]), 0);
+	memset(big, 0x5a, sizeof(big));
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(mn_ctl_send(sv[0], T_USER_A, (uint32_t)i, 0, big, sizeof(big),
+					     NULL, 0, 0), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(mn_ctl_recv(sv[1], &m, 1000), 0);
+		assert_int_equal(m.hdr.req_id, (uint32_t)i);
+		assert_int_equal(m.hdr.len, MN_CTL_MAX_PAYLOAD);
+		mn_ctl_msg_free(&m);
+	}
+	close_pair(sv);
+}
+
 /* ---- send-side limits and errors ---- */
 
 static void test_send_refuses_payload_over_max(void **state)
@@ -1530,6 +1554,7 @@ int main(void)
 		T(test_recv_loops_over_partial_reads),
 		T(test_recv_nb_byte_by_byte_with_fd),
 		T(test_recv_nb_hangups_and_bad_header),
+		T(test_reserved_sndbuf_takes_two_largest_answers),
 		T(test_send_refuses_payload_over_max),
 		T(test_send_refuses_too_many_fds),
 		T(test_send_refuses_null_payload_with_length),

@@ -100,7 +100,7 @@ static void test_learn_then_lookup_returns_mac(void **state)
 	uint8_t mac[6];
 	bool need = true;
 
-	neigh_learn(CACHE, IP(1), mac1, 0);
+	assert_true(neigh_learn(CACHE, IP(1), mac1, 0));
 	assert_int_equal(neigh_lookup(CACHE, IP(1), 10, mac, &need), 0);
 	assert_memory_equal(mac, mac1, 6);
 	assert_false(need);
@@ -123,10 +123,10 @@ static void test_learn_ignores_probe_and_group_macs(void **state)
 	const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 	const uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
 
-	neigh_learn(CACHE, 0, mac1, 0); /* RFC 5227 probe: sender 0.0.0.0 */
-	neigh_learn(CACHE, IP(1), bcast, 0);
-	neigh_learn(CACHE, IP(2), mcast, 0);
-	neigh_learn(CACHE, IP(3), zero_mac, 0);
+	assert_false(neigh_learn(CACHE, 0, mac1, 0)); /* RFC 5227 probe: sender 0.0.0.0 */
+	assert_false(neigh_learn(CACHE, IP(1), bcast, 0));
+	assert_false(neigh_learn(CACHE, IP(2), mcast, 0));
+	assert_false(neigh_learn(CACHE, IP(3), zero_mac, 0));
 	assert_int_equal(neigh_count(CACHE), 0);
 }
 
