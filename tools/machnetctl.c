@@ -46,6 +46,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "mctl.h"
 #include "mctl_proto.h"
 #include "port.h"
 #include "tenant.h"
@@ -54,13 +55,8 @@
 #define MACHNET_VERSION "0.1.0"
 #endif
 
-#define TIMEOUT_MS 2000
 #define TENANT_WAIT_MS 5000
 #define PROTO_TENANTS_DIR "/etc/machnet/tenants" /* as servers/proto_config.h */
-#define EXIT_ERR 1
-#define EXIT_USAGE 2
-#define EXIT_DOWN 3
-#define EXIT_PERM 4
 
 static const char *const poll_names[] = { "busy", "yield", "adaptive" };
 
@@ -104,15 +100,6 @@ static void usage(FILE *f)
 		"             3 not running, 4 permission denied\n");
 }
 
-static int exit_for(int err)
-{
-	if (err == -ENOENT || err == -ECONNREFUSED)
-		return EXIT_DOWN;
-	if (err == -EACCES || err == -EPERM)
-		return EXIT_PERM;
-	return EXIT_ERR;
-}
-
 static int nicd_open(const char *rundir)
 {
 	char path[512];
@@ -120,7 +107,7 @@ static int nicd_open(const char *rundir)
 	int fd, err;
 
 	snprintf(path, sizeof(path), "%s/nicd.sock", rundir);
-	fd = mn_ctl_connect(path, TIMEOUT_MS);
+	fd = mn_ctl_connect(path, MCTL_TIMEOUT_MS);
 	if (fd < 0) {
 		fprintf(stderr, "machnetctl: cannot reach machnet-nicd at %s: %s%s\n", path,
 			strerror(-fd),
@@ -128,7 +115,7 @@ static int nicd_open(const char *rundir)
 			fd == -EACCES ? " (run as root or as a member of the socket's group)" : "");
 		return fd;
 	}
-	err = mn_ctl_hello(fd, MN_PORT_ROLE_ADMIN, "machnetctl", &peer, TIMEOUT_MS);
+	err = mn_ctl_hello(fd, MN_PORT_ROLE_ADMIN, "machnetctl", &peer, MCTL_TIMEOUT_MS);
 	if (err < 0) {
 		fprintf(stderr, "machnetctl: machnet-nicd refused us: %s\n", strerror(-err));
 		close(fd);
@@ -139,9 +126,9 @@ static int nicd_open(const char *rundir)
 
 static int request(int fd, uint16_t type, struct mn_ctl_msg *m)
 {
-	int err = mn_ctl_send(fd, type, 1, 0, NULL, 0, NULL, 0, TIMEOUT_MS);
+	int err = mn_ctl_send(fd, type, 1, 0, NULL, 0, NULL, 0, MCTL_TIMEOUT_MS);
 
-	err = err ? err : mn_ctl_recv(fd, m, TIMEOUT_MS);
+	err = err ? err : mn_ctl_recv(fd, m, MCTL_TIMEOUT_MS);
 	if (err)
 		return err;
 	if (m->hdr.type != type || m->hdr.status < 0) {
@@ -149,13 +136,6 @@ static int request(int fd, uint16_t type, struct mn_ctl_msg *m)
 		mn_ctl_msg_free(m);
 	}
 	return err;
-}
-
-static void ip_str(uint32_t ip, char *buf, size_t len)
-{
-	struct in_addr a = { htonl(ip) };
-
-	inet_ntop(AF_INET, &a, buf, (socklen_t)len);
 }
 
 static void mac_str(const uint8_t *m, char *buf, size_t len)
@@ -188,7 +168,7 @@ static void json_info(const struct mn_port_info *in)
 	for (uint32_t i = 0; i < in->nips && i < 8; i++) {
 		char ip[32];
 
-		ip_str(in->ips[i], ip, sizeof(ip));
+		mctl_ip_str(in->ips[i], ip, sizeof(ip));
 		printf("%s\"%s/%u\"", i ? ", " : "", ip, in->prefix_len[i]);
 	}
 	printf("]}");
@@ -306,7 +286,7 @@ static void table_status(const struct mn_port_info *in)
 	       in->device, in->driver, mac, in->mtu, in->nqueues,
 	       in->poll_mode < 3 ? poll_names[in->poll_mode] : "?");
 	for (uint32_t i = 0; i < in->nips && i < 8; i++) {
-		ip_str(in->ips[i], ip, sizeof(ip));
+		mctl_ip_str(in->ips[i], ip, sizeof(ip));
 		printf("  address    %s/%u\n", ip, in->prefix_len[i]);
 	}
 }
@@ -339,7 +319,7 @@ static int cmd(const char *rundir, const char *what, bool json)
 			if (json)
 				printf("}\n");
 		}
-		return exit_for(fd);
+		return mctl_exit_for(fd);
 	}
 	err = request(fd, MN_PORT_T_INFO, &info);
 	if (err == 0 && info.hdr.len != sizeof(in))
@@ -347,7 +327,7 @@ static int cmd(const char *rundir, const char *what, bool json)
 	if (err) {
 		fprintf(stderr, "machnetctl: INFO failed: %s\n", strerror(-err));
 		close(fd);
-		return exit_for(err);
+		return mctl_exit_for(err);
 	}
 	memcpy(&in, info.payload, sizeof(in));
 	in.version[sizeof(in.version) - 1] = in.driver[sizeof(in.driver) - 1] = '\0';
@@ -371,7 +351,7 @@ static int cmd(const char *rundir, const char *what, bool json)
 	close(fd);
 	if (err) {
 		fprintf(stderr, "machnetctl: STATS failed: %s\n", strerror(-err));
-		return exit_for(err);
+		return mctl_exit_for(err);
 	}
 	{
 		const struct mn_port_stats_hdr *h = st.payload;
@@ -442,7 +422,7 @@ static int cmd_list(const char *rundir, bool ports, bool json)
 	char ip[32], mac[32];
 
 	if (fd < 0)
-		return exit_for(fd);
+		return mctl_exit_for(fd);
 	err = request(fd, ports ? MN_PORT_T_PORTS : MN_PORT_T_NEIGH, &m);
 	close(fd);
 	if (err == 0) {
@@ -456,7 +436,7 @@ static int cmd_list(const char *rundir, bool ports, bool json)
 		fprintf(stderr, "machnetctl: %s failed: %s%s\n", ports ? "PORTS" : "NEIGH",
 			strerror(-err), err == -EBADMSG || err == -EINVAL ?
 			" (is machnet-nicd older than machnetctl?)" : "");
-		return exit_for(err);
+		return mctl_exit_for(err);
 	}
 	if (json)
 		printf("{\"truncated\": %s, \"%s\": [",
@@ -469,7 +449,7 @@ static int cmd_list(const char *rundir, bool ports, bool json)
 		if (ports) {
 			const struct mn_port_claim_entry *e = (const void *)((const char *)(h + 1) + i * esz);
 
-			ip_str(e->ip, ip, sizeof(ip));
+			mctl_ip_str(e->ip, ip, sizeof(ip));
 			if (json)
 				printf("%s{\"tenant\": \"%.31s\", \"ip\": \"%s\", \"port_lo\": %u, \"port_hi\": %u}",
 				       i ? ", " : "", e->tenant, ip, e->port_lo, e->port_hi);
@@ -480,7 +460,7 @@ static int cmd_list(const char *rundir, bool ports, bool json)
 		} else {
 			const struct mn_port_neigh_entry *e = (const void *)((const char *)(h + 1) + i * esz);
 
-			ip_str(e->ip, ip, sizeof(ip));
+			mctl_ip_str(e->ip, ip, sizeof(ip));
 			mac_str(e->mac, mac, sizeof(mac));
 			if (json)
 				printf("%s{\"ip\": \"%s\", \"mac\": \"%s\", \"state\": \"%s\", \"age_ms\": %" PRIu64 "}",
@@ -1240,10 +1220,10 @@ static int ping_one(int fd, const struct ping_opts *o, uint32_t seq, struct mn_p
 	struct mn_port_ping req = { .ip = o->ip, .size = (uint16_t)o->size,
 				    .timeout_ms = o->timeout_ms, .seq = seq };
 	struct mn_ctl_msg m;
-	int err = mn_ctl_send(fd, MN_PORT_T_PING, seq, 0, &req, sizeof(req), NULL, 0, TIMEOUT_MS);
+	int err = mn_ctl_send(fd, MN_PORT_T_PING, seq, 0, &req, sizeof(req), NULL, 0, MCTL_TIMEOUT_MS);
 
 	err = err ? err : ping_wait(fd, (long long)o->timeout_ms + PING_SLACK_MS);
-	err = err ? err : mn_ctl_recv(fd, &m, TIMEOUT_MS);
+	err = err ? err : mn_ctl_recv(fd, &m, MCTL_TIMEOUT_MS);
 	if (err)
 		return err;
 	if (m.hdr.type != MN_PORT_T_PING || m.hdr.req_id != seq)
@@ -1411,7 +1391,7 @@ static int cmd_ping(const char *rundir, int argc, char **argv, bool json)
 		if (o.json)
 			printf("{\"target\": \"%s\", \"sent\": 0, \"received\": 0, \"error\": "
 			       "\"cannot reach machnet-nicd: %s\"}\n", o.target, strerror(-fd));
-		return exit_for(fd);
+		return mctl_exit_for(fd);
 	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -1430,7 +1410,7 @@ static int cmd_ping(const char *rundir, int argc, char **argv, bool json)
 		ping_summary(&o, &t);
 	fflush(stdout);
 	if (t.fatal)
-		return exit_for(t.fatal);
+		return mctl_exit_for(t.fatal);
 	if (t.received == 0)
 		fprintf(stderr, "machnetctl: no reply from %s\n", o.target);
 	return t.received ? 0 : EXIT_ERR;

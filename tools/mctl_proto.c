@@ -6,7 +6,6 @@
  */
 #include "mctl_proto.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -16,20 +15,10 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "mctl.h"
 
-#define TIMEOUT_MS 2000
 #define MAX_TENANTS 256
 #define MAX_FLOWS 65536 /* the highest limits.flows */
-#define EXIT_ERR 1
-#define EXIT_DOWN 3
-#define EXIT_PERM 4
-
-static void ip_str(uint32_t ip, char *buf, size_t len)
-{
-	struct in_addr a = { htonl(ip) };
-
-	inet_ntop(AF_INET, &a, buf, (socklen_t)len);
-}
 
 static const char *flow_state_name(uint32_t s)
 {
@@ -48,10 +37,10 @@ static int tenant_open(const char *rundir, const char *name)
 	int fd, err;
 
 	snprintf(path, sizeof(path), "%s/%s.sock", rundir, name);
-	fd = mn_ctl_connect(path, TIMEOUT_MS);
+	fd = mn_ctl_connect(path, MCTL_TIMEOUT_MS);
 	if (fd < 0)
 		return fd;
-	err = mn_ctl_hello(fd, MN_TENANT_ROLE_ADMIN, name, &peer, TIMEOUT_MS);
+	err = mn_ctl_hello(fd, MN_TENANT_ROLE_ADMIN, name, &peer, MCTL_TIMEOUT_MS);
 	if (err < 0) {
 		close(fd);
 		/* A server that does not serve admins (older) or another tenant. */
@@ -65,9 +54,9 @@ static int ask(int fd, uint16_t type, const void *req, uint32_t len, struct mn_c
 {
 	size_t nspecs;
 	const struct mn_ctl_spec *specs = mn_tenant_resp_specs(&nspecs);
-	int err = mn_ctl_send(fd, type, 1, 0, req, len, NULL, 0, TIMEOUT_MS);
+	int err = mn_ctl_send(fd, type, 1, 0, req, len, NULL, 0, MCTL_TIMEOUT_MS);
 
-	err = err ? err : mn_ctl_recv(fd, m, TIMEOUT_MS);
+	err = err ? err : mn_ctl_recv(fd, m, MCTL_TIMEOUT_MS);
 	if (err)
 		return err;
 	if (m->hdr.type != type)
@@ -233,8 +222,8 @@ static void json_flow(const struct mn_tenant_flow_entry *e)
 	const struct mn_tenant_flow_stats *s = &e->st;
 	char lip[32], rip[32];
 
-	ip_str(s->flow.src_ip, lip, sizeof(lip));
-	ip_str(s->flow.dst_ip, rip, sizeof(rip));
+	mctl_ip_str(s->flow.src_ip, lip, sizeof(lip));
+	mctl_ip_str(s->flow.dst_ip, rip, sizeof(rip));
 	printf("{\"channel\": %" PRIu32 ", \"app_pid\": %" PRIu32 ", \"local\": \"%s:%u\", "
 	       "\"remote\": \"%s:%u\", \"state\": \"%s\", \"srtt_us\": %" PRIu32
 	       ", \"rttvar_us\": %" PRIu32 ", \"min_rtt_us\": %" PRIu32 ", \"rto_us\": %" PRIu32
@@ -284,7 +273,7 @@ void mctl_tenants_json(const struct mctl_tenant *t, int n, bool with_flows)
 			printf(", \"error\": \"%s\"}", strerror(-t[i].err));
 			continue;
 		}
-		ip_str(s->ip, ip, sizeof(ip));
+		mctl_ip_str(s->ip, ip, sizeof(ip));
 		printf(", \"version\": \"%s\", \"pid\": %" PRIu32 ", \"uptime_s\": %.3f, \"ip\": \"%s\", "
 		       "\"nicd_connected\": %s, \"channels\": %" PRIu32 ", \"max_channels\": %" PRIu32
 		       ", \"flows_active\": %" PRIu32 ", \"max_flows\": %" PRIu32 ", ",
@@ -370,9 +359,9 @@ void mctl_flows_table(const struct mctl_tenant *t, int n)
 			const struct mn_tenant_flow_stats *s = &t[i].flows[f].st;
 			char l[40], r[40], ip[32];
 
-			ip_str(s->flow.src_ip, ip, sizeof(ip));
+			mctl_ip_str(s->flow.src_ip, ip, sizeof(ip));
 			snprintf(l, sizeof(l), "%s:%u", ip, s->flow.src_port);
-			ip_str(s->flow.dst_ip, ip, sizeof(ip));
+			mctl_ip_str(s->flow.dst_ip, ip, sizeof(ip));
 			snprintf(r, sizeof(r), "%s:%u", ip, s->flow.dst_port);
 			printf("%-10.31s %4" PRIu32 " %-21s %-21s %-11s %7" PRIu32 " %7" PRIu32 " %9" PRIu32
 			       " %10" PRIu64 " %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %6" PRIu64
@@ -400,15 +389,6 @@ static const char *hint(int err)
 	default:
 		return "";
 	}
-}
-
-static int exit_of(int err)
-{
-	if (err == -ENOENT || err == -ECONNREFUSED)
-		return EXIT_DOWN;
-	if (err == -EACCES || err == -EPERM)
-		return EXIT_PERM;
-	return EXIT_ERR;
 }
 
 int mctl_cmd_flows(const char *rundir, const char *only, bool json)
@@ -444,5 +424,5 @@ int mctl_cmd_flows(const char *rundir, const char *only, bool json)
 		fprintf(stderr, "machnetctl: no protocol server found in %s\n", rundir);
 		return EXIT_DOWN;
 	}
-	return up ? 0 : exit_of(first_err);
+	return up ? 0 : mctl_exit_for(first_err);
 }
