@@ -120,32 +120,11 @@ kernel_rows() {
 # ---------------------------------------------------------------------------
 machnet_rows() {
 	tb_up 2 --dpdk-hosts 1,2 >/dev/null || { echo "bench_proto.sh: machnet test bed failed" >&2; return 1; }
-	local i ns ifc ip fp rt size win t0 secs srvpid
+	local i ns rt size win t0 secs srvpid
 	local -a nicd proto
 	for i in 1 2; do
-		ns=TB_NS_$i ifc=TB_IF_$i ip=TB_IP_$i fp=TB_FILE_PREFIX_$i rt=$out/rt$i
-		mkdir -p "$rt"
-		cat >"$rt/nicd.ini" <<-INI
-		[nicd]
-		device = net_af_xdp0,iface=${!ifc}
-		eal_args = --no-huge -m 256 --log-level=lib.eal:error
-		file_prefix = ${!fp}
-		ip = ${!ip}/24
-		runtime_dir = $rt
-
-		[tenant.default]
-		uid = 0
-		ip = ${!ip}
-		ports = 800-999, 40000-40999
-		INI
-		cat >"$rt/tenant.ini" <<-INI
-		[tenant]
-		name = default
-		runtime_dir = $rt
-		ip = ${!ip}
-		listen_ports = 800-999
-		ephemeral_ports = 40000-40999
-		INI
+		ns=TB_NS_$i rt=$out/rt$i
+		tb_machnet_configs "$i" "$rt" "$rt/tenant.ini" || return 1
 		ip netns exec "${!ns}" "$build/drivers/machnet-nicd" -c "$rt/nicd.ini" >"$rt/nicd.log" 2>&1 &
 		nicd[i]=$!
 		for _ in $(seq 100); do [ -S "$rt/nicd.sock" ] && break; sleep 0.1; done

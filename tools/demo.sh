@@ -65,30 +65,10 @@ trap 'stop_tenants; tb_down; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
 start_host() { # start_host I: nicd and the tenant's protocol server in host I
-	local i=$1 ns ifc ip fp rt
-	ns=TB_NS_$i ifc=TB_IF_$i ip=TB_IP_$i fp=TB_FILE_PREFIX_$i rt=$work/host$i
-	mkdir -p "$rt"
-	cat >"$rt/nicd.ini" <<-INI
-	[nicd]
-	device = net_af_xdp0,iface=${!ifc}
-	eal_args = --no-huge -m 256 --log-level=lib.eal:error
-	file_prefix = ${!fp}
-	ip = ${!ip}/24
-	runtime_dir = $rt
-
-	[tenant.default]
-	uid = 0
-	ip = ${!ip}
-	ports = 800-999, 40000-40999
-	INI
-	cat >"$rt/default.ini" <<-INI
-	[tenant]
-	name = default
-	runtime_dir = $rt
-	ip = ${!ip}
-	listen_ports = 800-999
-	ephemeral_ports = 40000-40999
-	INI
+	local i=$1 ns ifc ip rt
+	ns=TB_NS_$i ifc=TB_IF_$i ip=TB_IP_$i rt=$work/host$i
+	# nicd.ini, and default.ini for `machnetctl tenant start default`
+	tb_machnet_configs "$i" "$rt" "$rt/default.ini"
 	ip netns exec "${!ns}" "$build/drivers/machnet-nicd" -c "$rt/nicd.ini" >"$rt/nicd.log" 2>&1 &
 	for _ in $(seq 100); do [ -S "$rt/nicd.sock" ] && break; sleep 0.1; done
 	[ -S "$rt/nicd.sock" ] || { tail "$rt/nicd.log"; echo "demo.sh: nicd did not start" >&2; exit 1; }

@@ -76,27 +76,7 @@ if ! tb_up 2 --dpdk-hosts 1 >/dev/null; then
     finish
 fi
 
-cat >"$RT/nicd.ini" <<EOF
-[nicd]
-device = net_af_xdp0,iface=$TB_IF_1
-eal_args = --no-huge -m 256 --log-level=lib.eal:error
-file_prefix = $TB_FILE_PREFIX_1
-ip = $TB_IP_1/$TB_PREFIXLEN
-runtime_dir = $RT
-
-[tenant.default]
-uid = 0
-ip = $TB_IP_1
-ports = 800-999, 40000-40999
-EOF
-cat >"$CONF/default.ini" <<EOF
-[tenant]
-name = default
-runtime_dir = $RT
-ip = $TB_IP_1
-listen_ports = 800-999
-ephemeral_ports = 40000-40999
-EOF
+tb_machnet_configs 1 "$RT" "$CONF/default.ini"
 # The same tenant with a key that does not exist.
 sed 's/^listen_ports = .*/listen_ports = 800-999\nbogus_key = 1/' "$CONF/default.ini" >"$CONF/broken.ini"
 

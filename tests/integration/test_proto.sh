@@ -224,30 +224,7 @@ jget() { "$PY" "$TMP/util.py" get "$@" 2>/dev/null; }    # FILE KEY...
 # nicd and machnet-proto per host. Runtime dir of host i: $TMP/rt$i.
 declare -A NICD_PID PROTO_PID
 write_cfgs() {  # I
-    local i=$1 rt=$TMP/rt$1 ifc ip fp
-    ifc=TB_IF_$i ip=TB_IP_$i fp=TB_FILE_PREFIX_$i
-    mkdir -p "$rt"
-    cat >"$rt/nicd.ini" <<EOF
-[nicd]
-device = net_af_xdp0,iface=${!ifc}
-eal_args = --no-huge -m 256 --log-level=lib.eal:error
-file_prefix = ${!fp}
-ip = ${!ip}/$TB_PREFIXLEN
-runtime_dir = $rt
-
-[tenant.default]
-uid = 0
-ip = ${!ip}
-ports = 800-999, 40000-40999
-EOF
-    cat >"$rt/tenant.ini" <<EOF
-[tenant]
-name = default
-runtime_dir = $rt
-ip = ${!ip}
-listen_ports = 800-999
-ephemeral_ports = 40000-40999
-EOF
+    tb_machnet_configs "$1" "$TMP/rt$1" "$TMP/rt$1/tenant.ini"
 }
 
 sock_id() { stat -c '%i %.9Y' "$1" 2>/dev/null || echo none; }

@@ -66,6 +66,9 @@ Library (bash):  . tests/netns/testbed.sh
   tb_exec I CMD...           run CMD inside host I's namespace (I = 1..N, or sw)
   tb_hugepages_reserve COUNT ensure COUNT free 2 MiB hugepages (given back by tb_down)
   tb_trap                    (re)install the teardown trap
+  tb_machnet_configs I RUNDIR TENANT_INI
+                             write RUNDIR/nicd.ini and TENANT_INI for host I
+                             (nicd on net_af_xdp, tenant "default")
 
 Command:
   testbed.sh run N [options] -- CMD...   up, run CMD (root namespace, TB_* in
@@ -811,6 +814,46 @@ tb_exec() {
         return 2
     fi
     ip netns exec "$ns" "$@"
+}
+
+# tb_machnet_configs I RUNDIR TENANT_INI : write RUNDIR/nicd.ini (machnet-nicd
+# on host I's interface through net_af_xdp, --no-huge, tenant "default" on
+# ports 800-999 and 40000-40999) and TENANT_INI (that tenant's
+# machnet-proto), both with runtime_dir RUNDIR. The one machnet setup the
+# demo, the benchmarks and the end-to-end tests share.
+tb_machnet_configs() {
+    local i=${1:-} rt=${2:-} tini=${3:-} ifc ip fp
+    if [[ -z $i || -z $rt || -z $tini ]]; then
+        tb__err "usage: tb_machnet_configs HOST RUNDIR TENANT_INI"
+        return 2
+    fi
+    ifc=TB_IF_$i ip=TB_IP_$i fp=TB_FILE_PREFIX_$i
+    if [[ -z ${!ifc:-} ]]; then
+        tb__err "tb_machnet_configs: no host $i (is a test bed up?)"
+        return 2
+    fi
+    mkdir -p "$rt" || return 1
+    cat >"$rt/nicd.ini" <<INI || return 1
+[nicd]
+device = net_af_xdp0,iface=${!ifc}
+eal_args = --no-huge -m 256 --log-level=lib.eal:error
+file_prefix = ${!fp}
+ip = ${!ip}/$TB_PREFIXLEN
+runtime_dir = $rt
+
+[tenant.default]
+uid = 0
+ip = ${!ip}
+ports = 800-999, 40000-40999
+INI
+    cat >"$tini" <<INI
+[tenant]
+name = default
+runtime_dir = $rt
+ip = ${!ip}
+listen_ports = 800-999
+ephemeral_ports = 40000-40999
+INI
 }
 
 # ---------------------------------------------------------------------------
