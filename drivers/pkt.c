@@ -219,17 +219,21 @@ static int parse_icmp(const uint8_t *f, uint32_t l4_len, struct pkt_info *pi,
 
 /*
  * The IPv4 header at @ip with @avail bytes of frame behind it: returns its
- * length (IHL * 4) or 0 if version, IHL or total length are impossible.
+ * length (IHL * 4) and sets *@tot to the total length, or returns 0 if
+ * version, IHL or total length are impossible. Each field is read once and
+ * the caller uses these copies: the frame may be in memory another process
+ * can still write (a protocol server parses frames in the port region).
  */
-static uint32_t ipv4_hdr_len(const uint8_t *ip, uint32_t avail)
+static uint32_t ipv4_hdr_len(const uint8_t *ip, uint32_t avail, uint32_t *tot)
 {
-	uint32_t ihl, tot;
+	uint32_t vihl, ihl;
 
-	if (avail < PKT_IPV4_HLEN || ip[IP_VIHL] >> 4 != 4)
+	if (avail < PKT_IPV4_HLEN)
 		return 0;
-	ihl = (ip[IP_VIHL] & 0xfu) * 4u;
-	tot = get16(ip + IP_TOTLEN);
-	if (ihl < PKT_IPV4_HLEN || ihl > avail || tot < ihl || tot > avail)
+	vihl = ip[IP_VIHL];
+	ihl = (vihl & 0xfu) * 4u;
+	*tot = get16(ip + IP_TOTLEN);
+	if (vihl >> 4 != 4 || ihl < PKT_IPV4_HLEN || ihl > avail || *tot < ihl || *tot > avail)
 		return 0;
 	return ihl;
 }
@@ -243,7 +247,7 @@ static int parse_ipv4(const uint8_t *f, uint32_t len, uint32_t flags, struct pkt
 		      enum mn_drop *why)
 {
 	const uint8_t *ip = f + PKT_ETH_HLEN;
-	uint32_t ihl = ipv4_hdr_len(ip, len - PKT_ETH_HLEN);
+	uint32_t tot, ihl = ipv4_hdr_len(ip, len - PKT_ETH_HLEN, &tot);
 
 	if (!ihl)
 		return drop(why, MN_DROP_RX_BAD_IP);
@@ -256,7 +260,7 @@ static int parse_ipv4(const uint8_t *f, uint32_t len, uint32_t flags, struct pkt
 
 	pi->l3_off = PKT_ETH_HLEN;
 	pi->l4_off = (uint16_t)(PKT_ETH_HLEN + ihl);
-	pi->ip_total_len = get16(ip + IP_TOTLEN);
+	pi->ip_total_len = (uint16_t)tot;
 	pi->ttl = ip[IP_TTL];
 	pi->ip_proto = ip[IP_PROTO];
 	pi->src_ip = get32(ip + IP_SRC);
@@ -264,9 +268,9 @@ static int parse_ipv4(const uint8_t *f, uint32_t len, uint32_t flags, struct pkt
 
 	switch (pi->ip_proto) {
 	case PKT_IPPROTO_UDP:
-		return parse_udp(f, ip, pi->ip_total_len - ihl, flags, pi, why);
+		return parse_udp(f, ip, tot - ihl, flags, pi, why);
 	case PKT_IPPROTO_ICMP:
-		return parse_icmp(f, pi->ip_total_len - ihl, pi, why);
+		return parse_icmp(f, tot - ihl, pi, why);
 	default:
 		return drop(why, MN_DROP_RX_PROTO);
 	}
@@ -475,10 +479,9 @@ int pkt_tx_check(const uint8_t *f, uint32_t len, uint16_t mtu, const uint8_t por
 	if (memcmp(f + ETH_SRC, port_mac, 6) != 0)
 		return refuse(why, MN_DROP_TX_SRC_MAC);
 
-	ihl = ipv4_hdr_len(ip, len - PKT_ETH_HLEN);
+	ihl = ipv4_hdr_len(ip, len - PKT_ETH_HLEN, &tot);
 	if (!ihl)
 		return refuse(why, MN_DROP_TX_BAD_FRAME);
-	tot = get16(ip + IP_TOTLEN);
 	end = PKT_ETH_HLEN + tot;
 	/* Padding only up to the minimum frame: anything longer would send
 	 * bytes the headers do not account for. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,6 +135,39 @@ void portc_destroy(struct portc *p)
 	p->sock = p->kick_fd = p->rx_fd = -1;
 }
 
+static void late_answer(struct portc *p, struct mn_ctl_msg *m)
+{
+	p->late_answers++;
+	mn_warn_rl("portc", "%s: nicd answered request %" PRIu32 " (type %u) after it had timed "
+		   "out: dropped", p->tenant, m->hdr.req_id, m->hdr.type);
+	mn_ctl_msg_free(m);
+}
+
+/*
+ * nicd never writes unasked, except a late answer to a request that timed
+ * out: take that off the socket. Returns 0 if that was all, or -errno when
+ * the socket is at its end (nicd hung up) or out of step.
+ */
+static int drain_late_answers(struct portc *p)
+{
+	struct mn_ctl_msg m;
+	ssize_t n;
+	char c;
+
+	while ((n = recv(p->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT)) > 0) {
+		int err = mn_ctl_recv(p->sock, &m, 10);
+
+		if (err)
+			return err;
+		if ((int32_t)(p->req_id - m.hdr.req_id) < 0) {
+			mn_ctl_msg_free(&m);
+			return -EPROTO; /* an answer to nothing we asked */
+		}
+		late_answer(p, &m);
+	}
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -EPIPE;
+}
+
 /* One request, one response with the same req_id and type. */
 int portc_request(struct portc *p, uint16_t type, const void *req, uint32_t req_len,
 		  void *resp, uint32_t resp_cap, uint32_t *resp_len, int timeout_ms)
@@ -148,6 +182,12 @@ int portc_request(struct portc *p, uint16_t type, const void *req, uint32_t req_
 	if (err)
 		return err;
 	err = mn_ctl_recv(p->sock, &m, timeout_ms);
+	/* An answer to an earlier request that timed out (nicd answers
+	 * everything, if late): skip it. */
+	while (err == 0 && (int32_t)(id - m.hdr.req_id) > 0) {
+		late_answer(p, &m);
+		err = mn_ctl_recv(p->sock, &m, timeout_ms);
+	}
 	if (err)
 		return err;
 	if (m.hdr.req_id != id || m.hdr.type != type) {
@@ -276,8 +316,9 @@ int portc_check(struct portc *p)
 	int err;
 
 	if (p->sock >= 0) {
-		/* nicd never writes unasked: readable means hang-up (or junk). */
-		if (poll(&pfd, 1, 0) == 0)
+		/* Readable: a late answer, or nicd hung up (only then may its
+		 * frames be reclaimed). */
+		if (poll(&pfd, 1, 0) == 0 || drain_late_answers(p) == 0)
 			return 1;
 		on_hangup(p);
 	}

@@ -51,6 +51,7 @@ struct portc {
 	uint32_t backoff_ms;
 	uint64_t reconnects;
 	uint64_t bad_desc; /* descriptors from nicd that failed validation */
+	uint64_t late_answers; /* answers to requests that had already timed out */
 };
 
 /*
