@@ -22,6 +22,8 @@
 #define PROTO_MAX_LISTENS 256
 #define PROTO_MAX_NEIGH 256
 #define PROTO_CTL_TIMEOUT_MS 1000
+/* A CONNECT with timeout_ms 0 waits this long for the handshake. */
+#define PROTO_CONNECT_MS 5000u
 /* Answers to applications and machnetctl never wait: a peer asks one thing
  * at a time, so its socket always has room; one that lets answers pile up
  * is closed rather than allowed to stall the data path. */

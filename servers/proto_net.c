@@ -52,6 +52,8 @@ _Static_assert(sizeof(struct pmsg) == 24 + sizeof(struct mn_chan_desc), "pmsg is
 struct pflow {
 	int ci;		/* owning channel, -1 */
 	bool connecting; /* a CONNECT waits for the handshake */
+	bool timed_out;	 /* ... and its time is up: the abort answers -ETIMEDOUT */
+	uint64_t connect_deadline;
 	bool rx_blocked; /* rx_msg_alloc refused: call tp_rx_ready later */
 	uint32_t rx_need; /* receive room that lets a refused message through */
 };
@@ -70,6 +72,7 @@ struct proto_net {
 	bool timers_dirty;
 	uint64_t port_checked; /* last look for a nicd hang-up */
 	uint32_t rx_blocked;   /* flows waiting for receive buffers */
+	uint32_t nconnecting;  /* flows whose CONNECT waits for the handshake */
 	uint16_t next_eph;
 	uint64_t rx_not_udp;
 	uint64_t deliver_full;
@@ -379,6 +382,7 @@ static void cb_flow_event(void *ctx, uint32_t flow, enum tp_event ev, enum tp_re
 	case TP_EV_ESTABLISHED:
 		if (pf->connecting) {
 			pf->connecting = false;
+			n->nconnecting--;
 			pctl_connect_done(p, ci, 0, &cf);
 		}
 		return;
@@ -387,9 +391,11 @@ static void cb_flow_event(void *ctx, uint32_t flow, enum tp_event ev, enum tp_re
 		return;
 	case TP_EV_CLOSED:
 	case TP_EV_FAILED:
-		if (pf->connecting)
-			pctl_connect_done(p, ci, reason_errno(reason) ?: -ECONNRESET, NULL);
-		else if (ev == TP_EV_CLOSED && reason == TP_R_NONE)
+		if (pf->connecting) {
+			n->nconnecting--;
+			pctl_connect_done(p, ci, pf->timed_out ? -ETIMEDOUT :
+						 reason_errno(reason) ?: -ECONNRESET, NULL);
+		} else if (ev == TP_EV_CLOSED && reason == TP_R_NONE)
 			post(p, ci, MN_CHAN_EV_CLOSED, &fi.tuple, 0);
 		else
 			post(p, ci, MN_CHAN_EV_FAILED, &fi.tuple, reason_errno(reason));
@@ -568,6 +574,23 @@ static unsigned int channels(struct proto *p, uint64_t now)
 	return work;
 }
 
+/* CONNECTs past their timeout_ms end now: the flow is aborted (RST) and
+ * the request answered -ETIMEDOUT (from cb_flow_event). */
+static void connect_timeouts(struct proto *p, uint64_t now)
+{
+	struct proto_net *n = p->net;
+
+	for (uint32_t f = 0; f < n->tcfg.max_flows && n->nconnecting; f++) {
+		struct pflow *pf = &n->flows[f];
+
+		if (pf->connecting && now >= pf->connect_deadline) {
+			pf->timed_out = true;
+			tp_abort(&n->tp, f, now);
+			n->timers_dirty = true;
+		}
+	}
+}
+
 unsigned int pnet_poll(struct proto *p)
 {
 	struct proto_net *n = p->net;
@@ -578,6 +601,8 @@ unsigned int pnet_poll(struct proto *p)
 	if (now - n->port_checked >= 1000000ull) {
 		portc_check(&p->port);
 		n->port_checked = now;
+		if (n->nconnecting)
+			connect_timeouts(p, now);
 	}
 	work = rx_frames(p, now) + channels(p, now);
 	/*
@@ -653,7 +678,9 @@ int pnet_connect(struct proto *p, int ci, const struct mn_tenant_connect *req,
 	int port, f, err;
 	struct tp_tuple t;
 
-	if (req->remote_ip == 0 || req->remote_port == 0 || (req->flags & ~0u))
+	if (req->flags & MN_TENANT_CONNECT_F_ASYNC)
+		return -EOPNOTSUPP;
+	if (req->remote_ip == 0 || req->remote_port == 0 || req->flags)
 		return -EINVAL;
 	if (lip != p->cfg.ip)
 		return -EADDRNOTAVAIL;
@@ -673,7 +700,12 @@ int pnet_connect(struct proto *p, int ci, const struct mn_tenant_connect *req,
 	n->timers_dirty = true;
 	if (f < 0)
 		return f == -ENOSPC ? -EMFILE : f;
-	n->flows[f] = (struct pflow){ .ci = ci, .connecting = true };
+	n->flows[f] = (struct pflow){
+		.ci = ci, .connecting = true,
+		.connect_deadline = proto_now_ns() +
+				    (req->timeout_ms ? req->timeout_ms : PROTO_CONNECT_MS) * 1000000ull,
+	};
+	n->nconnecting++;
 	*flow = (struct mn_chan_flow){ lip, req->remote_ip, (uint16_t)port, req->remote_port };
 	return -EINPROGRESS;
 }
@@ -819,6 +851,8 @@ void pnet_channel_gone(struct proto *p, int ci)
 	 * with them. Buffers go with the channel's region. */
 	for (uint32_t f = 0; f < n->tcfg.max_flows; f++) {
 		if (n->flows[f].ci == ci) {
+			if (n->flows[f].connecting)
+				n->nconnecting--;
 			n->flows[f].connecting = false;
 			tp_abort(&n->tp, f, now);
 			if (n->flows[f].rx_blocked)

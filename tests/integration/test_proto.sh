@@ -396,6 +396,18 @@ app 1 20 "$MN_HELLO" --local_ip "$TB_IP_1" --remote_ip "$TB_IP_2" --port 801 \
 rc=$?
 check "hello_world client gets its 3 echoes (rc $rc: $(tr '\n' ' ' <"$TMP/hw_cli.log" | head -c 200))" \
     test "$rc" = 0 -a "$(grep -c '^echo [0-9]*: hello from host 1$' "$TMP/hw_cli.log")" = 3
+# A peer that never answers (host 2's nicd drops datagrams to a port no
+# tenant claimed): machnet_connect() fails with ETIMEDOUT after its 5 s
+# (MACHNET_CONNECT_TIMEOUT_MS), answered by the server, not cut off by the
+# library's own wait (7 s).
+t1=$(date +%s.%N)
+app 1 20 "$MN_HELLO" --local_ip "$TB_IP_1" --remote_ip "$TB_IP_2" --port 5555 \
+    >"$TMP/hw_silent.log" 2>&1
+rc=$?
+secs=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+check "connect to a silent port: ETIMEDOUT from the server within 6.5 s (rc $rc, ${secs}s: $(head -c 160 "$TMP/hw_silent.log"))" \
+    bash -c '[[ $1 == 1 ]] && grep -q "Connection timed out" "$2" && awk -v s="$3" "BEGIN { exit !(s < 6.5) }"' \
+    _ "$rc" "$TMP/hw_silent.log" "$secs"
 sleep 0.2
 check "hello_world server printed the client's message ($(grep -m1 received "$TMP/hw_srv.log"))" \
     test "$(grep -c '^received 17 bytes: hello from host 1$' "$TMP/hw_srv.log")" = 3
