@@ -214,7 +214,7 @@ static void table_drops(const char *who, const struct mn_port_counters *c)
 {
 	for (unsigned int i = 0; i < MN_DROP_MAX; i++)
 		if (c->drops[i])
-			printf("  %-12s %-14s %12" PRIu64 "\n", who, mn_drop_name(i), c->drops[i]);
+			printf("  %-12.31s %-14s %12" PRIu64 "\n", who, mn_drop_name(i), c->drops[i]);
 }
 
 static void table_stats(const struct mn_port_stats_hdr *h, const struct mn_port_counters *q,
@@ -330,8 +330,9 @@ static int cmd(const char *rundir, const char *what, bool json)
 		return mctl_exit_for(err);
 	}
 	memcpy(&in, info.payload, sizeof(in));
-	in.version[sizeof(in.version) - 1] = in.driver[sizeof(in.driver) - 1] = '\0';
-	in.device[sizeof(in.device) - 1] = '\0';
+	mctl_printable(in.version, sizeof(in.version));
+	mctl_printable(in.driver, sizeof(in.driver));
+	mctl_printable(in.device, sizeof(in.device));
 	mn_ctl_msg_free(&info);
 	if (strcmp(what, "status") == 0) {
 		close(fd);
@@ -356,8 +357,11 @@ static int cmd(const char *rundir, const char *what, bool json)
 	{
 		const struct mn_port_stats_hdr *h = st.payload;
 		const struct mn_port_counters *q = (const void *)(h + 1);
-		const struct mn_port_tenant_stats *t = (const void *)(q + h->nqueues);
+		struct mn_port_tenant_stats *t = (void *)((char *)st.payload + sizeof(*h) +
+							  h->nqueues * sizeof(*q));
 
+		for (uint32_t i = 0; i < h->ntenants; i++)
+			mctl_printable(t[i].name, sizeof(t[i].name));
 		if (json)
 			json_stats(&in, h, q, t);
 		else
@@ -447,8 +451,9 @@ static int cmd_list(const char *rundir, bool ports, bool json)
 		printf("%-15s %-17s %-10s %s\n", "address", "mac", "state", "age");
 	for (uint32_t i = 0; i < h->count; i++) {
 		if (ports) {
-			const struct mn_port_claim_entry *e = (const void *)((const char *)(h + 1) + i * esz);
+			struct mn_port_claim_entry *e = (void *)((char *)m.payload + sizeof(*h) + i * esz);
 
+			mctl_printable(e->tenant, sizeof(e->tenant));
 			mctl_ip_str(e->ip, ip, sizeof(ip));
 			if (json)
 				printf("%s{\"tenant\": \"%.31s\", \"ip\": \"%s\", \"port_lo\": %u, \"port_hi\": %u}",

@@ -38,4 +38,15 @@ static inline void mctl_ip_str(uint32_t ip, char *buf, size_t len)
 	inet_ntop(AF_INET, &a, buf, (socklen_t)len);
 }
 
+/* A server's string of @len bytes, in place: NUL-terminated, and anything
+ * not printable ASCII, '"' or '\\' replaced with '?', so that it is safe in
+ * a table and inside JSON quotes. */
+static inline void mctl_printable(char *str, size_t len)
+{
+	str[len - 1] = '\0';
+	for (char *c = str; *c; c++)
+		if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\')
+			*c = '?';
+}
+
 #endif /* MN_TOOLS_MCTL_H */

@@ -113,15 +113,6 @@ static int get_flows(int fd, struct mctl_tenant *t)
 	}
 }
 
-/* A server's string, safe in a table and inside JSON quotes. */
-static void printable(char *str, size_t len)
-{
-	str[len - 1] = '\0';
-	for (char *c = str; *c; c++)
-		if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\')
-			*c = '?';
-}
-
 static void query_one(const char *rundir, struct mctl_tenant *t, bool want_flows)
 {
 	struct mn_ctl_msg m;
@@ -130,8 +121,8 @@ static void query_one(const char *rundir, struct mctl_tenant *t, bool want_flows
 	t->err = fd < 0 ? fd : ask(fd, MN_TENANT_T_STATS, NULL, 0, &m);
 	if (t->err == 0) {
 		memcpy(&t->st, m.payload, sizeof(t->st));
-		printable(t->st.name, sizeof(t->st.name));
-		printable(t->st.version, sizeof(t->st.version));
+		mctl_printable(t->st.name, sizeof(t->st.name));
+		mctl_printable(t->st.version, sizeof(t->st.version));
 		mn_ctl_msg_free(&m);
 		if (want_flows)
 			t->flows_err = get_flows(fd, t);
