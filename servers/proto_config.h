@@ -43,6 +43,9 @@
 
 /* Largest message the API carries (Machnet's limit). */
 #define PROTO_MAX_MSG_SIZE (8u << 20)
+/* Packets in flight per flow: the transport's tx window (tp_cfg_default()),
+ * which a larger window or init_window could never use. */
+#define PROTO_MAX_WINDOW 256
 
 /* Largest message-buffer pool of one channel: channel_buffers * buffer_size. */
 #define PROTO_CHANNEL_BYTES_MAX (1ull << 30)
