@@ -134,7 +134,7 @@ struct mn_port_registered {
 	uint16_t mtu;	      /* largest IPv4 packet nicd sends or accepts */
 	uint16_t nqueues;     /* queues nicd serves for this tenant */
 	uint16_t tx_csum;     /* 1: nicd fills checksums when asked */
-	uint32_t generation;  /* nicd's start count: changes on each restart */
+	uint32_t generation;  /* random per nicd start: changes on each restart */
 };
 _Static_assert(sizeof(struct mn_port_registered) == 16, "registered is ABI");
 
@@ -282,7 +282,7 @@ struct mn_port_stats_hdr {
 	uint64_t arp_req_tx;	 /* ARP requests sent (resolution) */
 	uint64_t arp_reply_tx;	 /* ARP replies sent for our addresses */
 	uint64_t icmp_echo_tx;	 /* ICMP echo replies sent */
-	uint64_t resolve_fail;	 /* RESOLVE answered -EHOSTUNREACH */
+	uint64_t resolve_fail;	 /* RESOLVE answered with an error */
 	uint64_t registrations;	 /* successful REGISTERs since start */
 	uint64_t refused;	 /* connections or requests refused */
 	uint64_t wakeups;	 /* adaptive mode: returns from sleep */
